@@ -1,0 +1,2 @@
+"""Placeholder while this module is being written (see issue 2)."""
+class Network: pass
