@@ -5,4 +5,7 @@ official pickles import `dnnlib`, `dnnlib.tflib` and `dnnlib.EasyDict`."""
 from . import util
 from .util import EasyDict, UserError
 
-submit_config = None  # Set by dnnlib.submission when a run is submitted.
+submit_config = None  # Set by dnnlib.submission while a run is active.
+
+from . import submission
+from .submission import RunContext, SubmitConfig, make_run_dir_path, submit_run
