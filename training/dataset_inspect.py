@@ -1,0 +1,108 @@
+"""dataset_tool's read-side commands: info, display (an image grid), extract (PNGs), compare.
+Numpy/Pillow only (no TF graph); format in training/tfrecord_format.py."""
+
+import os
+import shutil
+
+import numpy as np
+
+import dnnlib
+from training import tfrecord_format as fmt
+
+
+def _save_png(chw, path):
+    import PIL.Image
+    hwc = chw.transpose(1, 2, 0)
+    PIL.Image.fromarray(hwc[:, :, 0] if hwc.shape[2] == 1 else hwc).save(path)
+
+
+def _count(files):
+    return sum(1 for _ in fmt.iter_records(files.levels[files.top_log2]))
+
+
+def info(tfrecord_dir, log=print):
+    """Print and return count, shape, levels, channels, labels, storage, shards, ratio."""
+    files = fmt.DatasetFiles(tfrecord_dir)
+    labels = files.load_labels()
+    out = dnnlib.EasyDict(
+        name=files.name, images=_count(files), shape=files.top_shape, resolution=2 ** files.top_log2,
+        channels=files.top_shape[0], levels=[2 ** l for l in files.available_log2()], storage=files.storage,
+        shards=len(files.levels[files.top_log2]), label_size=0 if labels is None else labels.shape[1],
+        ratio=files.meta.get("ratio", files.top_shape[1] / files.top_shape[2]),
+        ratio_mode=files.meta.get("ratio_mode", "native"), source=files.meta.get("source"))
+    if labels is not None and len(labels) != out.images:
+        log("Warning: %d label rows for %d images" % (len(labels), out.images))
+    for k, v in out.items():
+        log("%-11s %s" % (k, v))
+    if files.meta.get("label_layout"):
+        log("%-11s %s" % ("labels", files.meta["label_layout"]))
+    return out
+
+
+def display(tfrecord_dir, out_png, grid=(8, 8), show=False, log=print):
+    """Save the first grid[0]*grid[1] images as one PNG grid (and open it if show)."""
+    files = fmt.DatasetFiles(tfrecord_dir)
+    imgs = list(fmt.iter_images(files, max_images=grid[0] * grid[1]))
+    c, h, w = imgs[0].shape
+    canvas = np.zeros([c, grid[1] * h, grid[0] * w], np.uint8)
+    for i, img in enumerate(imgs):
+        y, x = divmod(i, grid[0])
+        canvas[:, y * h:(y + 1) * h, x * w:(x + 1) * w] = img
+    tmp = out_png + ".tmp.png"
+    _save_png(canvas, tmp)
+    os.replace(tmp, out_png)
+    log("Saved %d images of %s to %s" % (len(imgs), tfrecord_dir, out_png))
+    if show:
+        import PIL.Image
+        PIL.Image.open(out_png).show()
+
+
+def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrite=False, log=print):
+    """Write img%08d.png for every image (at a level if resolution), atomically as a folder."""
+    files = fmt.DatasetFiles(tfrecord_dir)
+    log2 = None if resolution is None else int(np.log2(resolution))
+    if os.path.exists(output_dir) and not overwrite:
+        raise dnnlib.UserError("output %s already exists; pass --overwrite or choose another folder" % output_dir)
+    tmp = os.path.normpath(output_dir) + fmt.TEMP_MARK + str(os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    n = 0
+    try:
+        for n, img in enumerate(fmt.iter_images(files, log2, max_images), 1):
+            _save_png(img, os.path.join(tmp, "img%08d.png" % (n - 1)))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if os.path.exists(output_dir):
+        shutil.rmtree(output_dir)
+    os.rename(tmp, output_dir)
+    log("Extracted %d images to %s" % (n, output_dir))
+    return n
+
+
+def compare(dir_a, dir_b, ignore_labels=False, log=print):
+    """Compare two datasets image by image (and labels); returns the number of differences."""
+    fa, fb = fmt.DatasetFiles(dir_a), fmt.DatasetFiles(dir_b)
+    diffs, n, first = 0, 0, None
+    it_a, it_b = fmt.iter_images(fa), fmt.iter_images(fb)
+    for n, (a, b) in enumerate(zip(it_a, it_b), 1):
+        if a.shape != b.shape or not np.array_equal(a, b):
+            diffs += 1
+            first = n - 1 if first is None else first
+    extra = sum(1 for _ in it_a) + sum(1 for _ in it_b)
+    if extra:
+        log("Image counts differ: %d more image(s) in one dataset" % extra)
+    la, lb = fa.load_labels(), fb.load_labels()
+    label_diff = 0
+    if not ignore_labels and (la is not None or lb is not None):
+        if la is None or lb is None or la.shape != lb.shape:
+            label_diff = 1
+            log("Labels differ in presence or shape")
+        else:
+            label_diff = int(np.sum(np.any(la != lb, axis=1)))
+            if label_diff:
+                log("%d label row(s) differ" % label_diff)
+    log("%d image(s) compared, %d differ%s" % (n, diffs, "" if first is None else " (first: index %d)" % first))
+    total = diffs + extra + label_diff
+    log("Identical" if total == 0 else "Different")
+    return total

@@ -1,0 +1,199 @@
+"""The on-disk dataset format (REFERENCE.md §6), shared by the writer, the TF reader and
+dataset_tool's display/info/extract/compare. Numpy + protobuf only; no TF graph.
+
+A dataset directory `<dir>` named `<name>` holds:
+  <name>-rXX.tfrecords             one file per level, XX = log2(width), from the top level down to 02
+  <name>-rXX.tfrecords<i>of<n>     the same split round-robin into n shards (i = 1..n), when n > 1
+  <name>-rxx.labels                optional np.save float32 [N, label_size]
+  dataset.json                     optional metadata written by our dataset_tool (storage, ratio, ...)
+Each record is a tf.train.Example with `shape` (int64 [C,H,W]) and either
+  `data`    raw uint8 CHW bytes ("raw" storage, StyleGAN2-compatible, every level), or
+  `encoded` PNG/JPEG bytes of the HWC image ("compact" storage, top level only; the reader decodes
+            and box-downsamples lower levels itself).
+Non-square datasets hold true H x W images (shape [C,H,W], H = ratio * W) or padded squares with the
+ratio in dataset.json (see dataset_tool.py --ratio-mode)."""
+
+import glob
+import json
+import os
+import re
+import struct
+
+import numpy as np
+
+import dnnlib
+
+META_FILE = "dataset.json"
+TEMP_MARK = ".tmp-"  # Directories under conversion are named `.<name>.tmp-<pid>`.
+_RECORD_RE = re.compile(r"-r(\d\d)\.tfrecords(?:(\d+)of(\d+))?$")
+
+
+def record_file_name(name, log2_res, shard=0, num_shards=1):
+    """`<name>-rXX.tfrecords`, or with the `<i>of<n>` shard suffix when num_shards > 1."""
+    base = "%s-r%02d.tfrecords" % (name, log2_res)
+    return base if num_shards == 1 else base + "%dof%d" % (shard + 1, num_shards)
+
+
+def label_file_name(name):
+    return "%s-rxx.labels" % name
+
+
+def box_downscale_2x(images):
+    """2x2 box average of float images [..., H, W] (H, W even), kept float so the next level
+    averages exact values, as StyleGAN2's exporter does; quantize with `to_uint8`."""
+    x = images
+    return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2] + x[..., 1::2, 1::2]) * 0.25
+
+
+def to_uint8(images):
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+class DatasetFiles:
+    """What a dataset directory holds: record files per level, labels file, metadata."""
+
+    def __init__(self, tfrecord_dir):
+        tfrecord_dir = os.path.normpath(tfrecord_dir)
+        self.dir = tfrecord_dir
+        self.name = os.path.basename(tfrecord_dir)
+        if TEMP_MARK in self.name:
+            raise dnnlib.UserError("%s is an unfinished conversion (temporary directory); rerun dataset_tool.py "
+                                   "and use the finished directory" % tfrecord_dir)
+        if not os.path.isdir(tfrecord_dir):
+            raise dnnlib.UserError("dataset directory %s not found; create it with dataset_tool.py "
+                                   "(e.g. `python dataset_tool.py create_scenes %s`) or fix --data-dir/--dataset"
+                                   % (tfrecord_dir, tfrecord_dir))
+        self.levels = {}  # log2 width -> list of files, in shard order
+        for path in sorted(glob.glob(os.path.join(tfrecord_dir, "*.tfrecords*"))):
+            m = _RECORD_RE.search(os.path.basename(path))
+            if m is None:
+                continue
+            shard = int(m.group(2) or 1) - 1
+            self.levels.setdefault(int(m.group(1)), []).append((shard, int(m.group(3) or 1), path))
+        if not self.levels:
+            raise dnnlib.UserError("no <name>-rXX.tfrecords files in %s; convert images with dataset_tool.py first"
+                                   % tfrecord_dir)
+        for log2_res, shards in self.levels.items():
+            shards.sort()
+            nums = {n for _, n, _ in shards}
+            if len(nums) != 1 or [s for s, _, _ in shards] != list(range(nums.pop())):
+                raise dnnlib.UserError("incomplete shard set for level r%02d in %s; reconvert the dataset"
+                                       % (log2_res, tfrecord_dir))
+            self.levels[log2_res] = [p for _, _, p in shards]
+        labels = sorted(glob.glob(os.path.join(tfrecord_dir, "*.labels")))
+        self.label_file = labels[0] if labels else None
+        self.meta = {}
+        meta_path = os.path.join(tfrecord_dir, META_FILE)
+        if os.path.isfile(meta_path):
+            try:
+                with open(meta_path) as f:
+                    self.meta = json.load(f)
+            except (OSError, ValueError) as e:
+                raise dnnlib.UserError("cannot read %s (%s); delete it or reconvert the dataset" % (meta_path, e))
+        self.top_log2 = max(self.levels)
+        first = next(iter_records(self.levels[self.top_log2]), None)
+        if first is None:
+            raise dnnlib.UserError("%s holds no records; reconvert the dataset" % self.levels[self.top_log2][0])
+        self.top_shape, self.storage = parse_example(first)[0:2]
+
+    def level_shape(self, log2_res):
+        """[C,H,W] of a level, from its first record (compact: derived from the top level)."""
+        if self.storage == "compact":
+            f = 2 ** (self.top_log2 - log2_res)
+            return [self.top_shape[0], self.top_shape[1] // f, self.top_shape[2] // f]
+        return parse_example(next(iter_records(self.levels[log2_res])))[0]
+
+    def available_log2(self):
+        """Levels that can be served: every stored level (raw), or all down to the smallest
+        box-downsamplable level (compact)."""
+        if self.storage != "compact":
+            return sorted(self.levels)
+        c, h, w = self.top_shape
+        out, log2_res = [], self.top_log2
+        while log2_res >= 2 and h % 2 ** (self.top_log2 - log2_res) == 0:
+            out.append(log2_res)
+            log2_res -= 1
+        return sorted(out)
+
+    def load_labels(self):
+        if self.label_file is None:
+            return None
+        try:
+            labels = np.load(self.label_file)
+        except (OSError, ValueError) as e:
+            raise dnnlib.UserError("cannot read labels %s (%s); reconvert the dataset" % (self.label_file, e))
+        if labels.ndim != 2:
+            raise dnnlib.UserError("labels %s have shape %s, expected [N, label_size]" % (self.label_file, labels.shape))
+        return labels
+
+
+def iter_records(files):
+    """Serialized records of one level, shards interleaved round-robin (the writer's order)."""
+    iters = [_read_tfrecord_file(p) for p in files]
+    while iters:
+        alive = []
+        for it in iters:
+            rec = next(it, None)
+            if rec is not None:
+                yield rec
+                alive.append(it)
+        iters = alive
+
+
+def _read_tfrecord_file(path):
+    """Records of one TFRecord file: [uint64 length][uint32 crc][data][uint32 crc] each.
+    CRCs are not checked; a truncated file is reported."""
+    with open(path, "rb") as f:
+        while True:
+            head = f.read(12)
+            if not head:
+                return
+            if len(head) < 12:
+                raise dnnlib.UserError("%s is truncated; reconvert the dataset" % path)
+            n = struct.unpack("<Q", head[:8])[0]
+            data = f.read(n)
+            if len(data) < n or len(f.read(4)) < 4:
+                raise dnnlib.UserError("%s is truncated; reconvert the dataset" % path)
+            yield data
+
+
+def parse_example(record):
+    """(shape [C,H,W], storage 'raw'|'compact', payload bytes) of a serialized record."""
+    import tensorflow.compat.v1 as tf  # Deferred: importing TF costs seconds.
+    ex = tf.train.Example.FromString(record)
+    feat = ex.features.feature
+    shape = list(feat["shape"].int64_list.value)
+    if "data" in feat:
+        return shape, "raw", feat["data"].bytes_list.value[0]
+    if "encoded" in feat:
+        return shape, "compact", feat["encoded"].bytes_list.value[0]
+    raise dnnlib.UserError("record without `data` or `encoded` feature; not a dataset_tool dataset")
+
+
+def decode_payload(shape, storage, payload):
+    """The CHW uint8 image of a record (numpy / Pillow)."""
+    if storage == "raw":
+        return np.frombuffer(payload, np.uint8).reshape(shape)
+    import io
+    import PIL.Image
+    img = np.asarray(PIL.Image.open(io.BytesIO(payload)).convert("L" if shape[0] == 1 else "RGB"))
+    return img.reshape(img.shape[0], img.shape[1], -1).transpose(2, 0, 1)
+
+
+def iter_images(files_obj, log2_res=None, max_images=None):
+    """CHW uint8 images of a dataset at a level (numpy path, used by dataset_tool)."""
+    log2_res = files_obj.top_log2 if log2_res is None else log2_res
+    if log2_res not in files_obj.available_log2():
+        raise dnnlib.UserError("%s has no level r%02d; available: %s" % (
+            files_obj.dir, log2_res, ", ".join("r%02d" % l for l in files_obj.available_log2())))
+    files = files_obj.levels[files_obj.top_log2 if files_obj.storage == "compact" else log2_res]
+    for i, rec in enumerate(iter_records(files)):
+        if max_images is not None and i >= max_images:
+            return
+        img = decode_payload(*parse_example(rec))
+        if files_obj.storage == "compact":
+            x = img.astype(np.float32)
+            for _ in range(files_obj.top_log2 - log2_res):
+                x = box_downscale_2x(x)
+            img = to_uint8(x)
+        yield img
