@@ -1,0 +1,95 @@
+"""Evaluate metrics (FID, IS, precision/recall, PPL, KID, the offline scene metrics) on a
+network snapshot of ours or an official StyleGAN2 / GANformer pickle.
+
+    python run_metrics.py --network results/00000-scenes/network-snapshot-000100.pkl \\
+        --metrics fid_scenes,pr_scenes --data-dir datasets --dataset scenes
+    python run_metrics.py --network ffhq.pkl --metrics fid50k,pr50k3 --dataset ffhq --mirror-augment \\
+        --metric-nets-dir /data/metric-nets      # offline: the feature pickles were placed there
+"""
+
+import argparse
+import os
+import sys
+
+from dnnlib.util import UserError
+
+_EPILOG = """metrics: %s
+Feature networks: --metric-nets-dir DIR (or $DNNLIB_METRIC_NETS_DIR) holds inception_v3_features.pkl,
+inception_v3_softmax.pkl, vgg16.pkl, vgg16_zhang_perceptual.pkl; otherwise they are downloaded once into
+the dnnlib cache. fid_scenes / pr_scenes use the shipped metrics/data/scenes_classifier.pkl (no download)
+and are NOT comparable to Inception-based numbers.
+Results are appended to <result-dir>/metric-<name>.txt (default: the snapshot's directory)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors become one UserError line (exit 1)."""
+
+    def error(self, message):
+        raise UserError("run_metrics.py: %s (see --help)" % message)
+
+
+def build_parser():
+    from metrics.metric_defaults import metric_defaults
+    parser = _Parser(description=__doc__.split("\n\n")[0], epilog=_EPILOG % ", ".join(metric_defaults),
+                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--network", required=True, help="Network pickle: path or URL (ours or official)")
+    parser.add_argument("--metrics", default="fid50k", help="Comma-separated metric names (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None, help="Directory holding the datasets")
+    parser.add_argument("--dataset", default=None, help="Dataset (TFRecord directory) under --data-dir")
+    parser.add_argument("--mirror-augment", action="store_true", help="Mirror real images at random")
+    parser.add_argument("--gpus", type=int, default=1, help="Number of GPUs to use (default: %(default)s)")
+    parser.add_argument("--num-images", type=int, default=None, help="Override each metric's image count")
+    parser.add_argument("--truncation-psi", type=float, default=None,
+                        help="Truncation psi (default: none, the validation mode of the official metrics)")
+    parser.add_argument("--ratio", type=float, default=None,
+                        help="Crop images to this height/width before measuring (default: the dataset's)")
+    parser.add_argument("--result-dir", default=None, help="Where metric-<name>.txt goes")
+    parser.add_argument("--metric-nets-dir", default=None, help="Local directory of the feature-network pickles")
+    parser.add_argument("--cache-dir", default=None, help="Cache of real-image statistics "
+                        "(default: $DNNLIB_CACHE_DIR/metrics or ~/.cache/dnnlib/metrics)")
+    return parser
+
+
+def run(args):
+    import dnnlib  # Imported here so that --help and argument errors stay fast.
+    from metrics import metric_defaults
+
+    kwargs_list = metric_defaults.get_metric_kwargs(args.metrics, num_images=args.num_images)
+    if args.gpus < 1:
+        raise UserError("--gpus must be >= 1, got %d" % args.gpus)
+    if "://" not in args.network and not os.path.isfile(args.network):
+        raise UserError("--network %s: file not found" % args.network)
+    dataset_args = {}
+    if args.dataset is not None:
+        full = os.path.join(args.data_dir, args.dataset) if args.data_dir else args.dataset
+        if not os.path.isdir(full):
+            raise UserError("--dataset %s: directory %s not found (check --data-dir)" % (args.dataset, full))
+        dataset_args = dict(tfrecord_dir=args.dataset)
+    if args.truncation_psi is None:
+        Gs_kwargs = dict(is_validation=True)  # Official metrics: no truncation.
+    else:
+        Gs_kwargs = dict(truncation_psi=args.truncation_psi)
+    result_dir = args.result_dir
+    if result_dir is None and "://" not in args.network:
+        result_dir = os.path.dirname(os.path.abspath(args.network))
+
+    print("Evaluating %s on %s" % (", ".join(k.name for k in kwargs_list), args.network))
+    for kwargs in kwargs_list:
+        metric = dnnlib.util.call_func_by_name(**kwargs)
+        metric.run(args.network, run_dir=result_dir, data_dir=args.data_dir, dataset_args=dataset_args,
+                   mirror_augment=args.mirror_augment, num_gpus=args.gpus, Gs_kwargs=Gs_kwargs, ratio=args.ratio,
+                   cache_dir=args.cache_dir, nets_dir=args.metric_nets_dir, verbose=True)
+
+
+def main(argv=None):
+    try:
+        args = build_parser().parse_args(argv)
+        run(args)
+    except UserError as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

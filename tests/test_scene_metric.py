@@ -1,0 +1,78 @@
+"""The shipped offline scene metric (metrics/data/scenes_classifier.pkl) separates real
+held-out scenes from noise and from an untrained generator, directly and through the
+fid_scenes / pr_scenes pipeline with no feature-network download."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import dnnlib
+import dnnlib.tflib as tflib
+from metrics import metric_base, metric_defaults
+from metrics.frechet_inception_distance import feature_stats, frechet_distance
+from metrics.precision_recall import precision_recall
+from training import misc
+from training.scenes import render_scenes
+
+N = 256
+RES = 64
+
+
+def _untrained_generator():
+    """A randomly initialised GANsformer at 64 px (tiny widths), as training starts from."""
+    from training import networks, presets
+    gkw, _ = presets.resolve("ganformer", channel_base=256, channel_max=32, components_num=3, latent_size=24,
+                             num_heads=2, mapping_num_layers=2, resolution=RES, ratio=1.0)
+    return tflib.Network("G", func_name=networks.Generator, **gkw)
+
+
+@pytest.fixture(scope="module")
+def shipped_net_path():
+    path = metric_base.resolve_feature_net("scenes_classifier.pkl", nets_dir=os.devnull)
+    assert path == os.path.join(metric_base.SHIPPED_NETS_DIR, "scenes_classifier.pkl")
+    assert os.path.getsize(path) < 4 << 20  # A few MB at most.
+    return path
+
+
+def test_scene_features_rank_real_far_better_than_noise_and_untrained_g(tf_session, shipped_net_path):
+    net = misc.load_pkl(shipped_net_path)
+    real_a, _ = render_scenes(N, RES, seed=[555, 0])
+    real_b, _ = render_scenes(N, RES, seed=[556, 0])   # Held out: seeds unseen in training.
+    noise = np.random.RandomState(0).randint(0, 256, size=real_a.shape).astype(np.uint8)
+    G = _untrained_generator()
+    tflib.init_uninitialized_vars()
+    z = np.random.RandomState(1).randn(N, *G.input_shape[1:]).astype(np.float32)
+    fakes = G.run(z, None, is_validation=True, minibatch_size=64, return_as_list=True)[0]  # Images, maps.
+    fakes = np.clip(np.rint(fakes * 127.5 + 127.5), 0, 255).astype(np.uint8)
+
+    feats = {name: net.run(images, minibatch_size=128)
+             for name, images in [("a", real_a), ("b", real_b), ("noise", noise), ("untrained", fakes)]}
+    assert feats["a"].shape == (N, net.output_shape[1])
+    stats_a = feature_stats(feats["a"])
+    fid = {name: frechet_distance(*stats_a, *feature_stats(feats[name])) for name in ("b", "noise", "untrained")}
+    assert fid["b"] * 10 < fid["noise"] and fid["b"] * 10 < fid["untrained"], fid
+
+    pr = {name: precision_recall(feats["a"], feats[name], k=3, row_batch_size=100, col_batch_size=100)
+          for name in ("b", "noise", "untrained")}
+    assert pr["b"][0] > 0.6 and pr["b"][1] > 0.6, pr
+    assert pr["noise"][0] < 0.25 and pr["untrained"][0] < 0.25, pr
+
+
+def test_fid_scenes_pipeline_runs_offline(tmp_path, monkeypatch, shipped_net_path):
+    monkeypatch.setenv(metric_base.METRIC_NETS_DIR_ENV, str(tmp_path))  # Empty: the shipped file must be used.
+    from training.scenes import create_scenes
+    create_scenes(str(tmp_path / "data" / "scenes"), num_images=64, resolution=RES, seed=9, verbose=False)
+    with tf.Graph().as_default(), tflib.create_session().as_default():
+        G = _untrained_generator()
+        tflib.init_uninitialized_vars()
+        misc.save_pkl((G, G, G), str(tmp_path / "untrained.pkl"))
+    values = {}
+    for name in ("fid_scenes", "pr_scenes"):
+        metric = dnnlib.util.call_func_by_name(**metric_defaults.get_metric_kwargs([name], num_images=48)[0])
+        metric.run(str(tmp_path / "untrained.pkl"), run_dir=str(tmp_path), data_dir=str(tmp_path / "data"),
+                   dataset_args=dict(tfrecord_dir="scenes"), cache_dir=str(tmp_path / "cache"))
+        values.update({r.name: r.value for r in metric.list_results()})
+    assert values["fid_scenes"] > 0 and values["pr_scenes_precision"] < 0.25
+    assert os.path.isfile(str(tmp_path / "metric-fid_scenes.txt"))
