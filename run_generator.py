@@ -1,0 +1,107 @@
+"""Generate images, attention maps, interpolations, style mixing and noise variation from a
+network pickle (ours, or an official GANsformer / StyleGAN2 one).
+
+Examples:
+  python run_generator.py generate-images --network results/00000-scenes/network-final.pkl --seeds 0-31 --grid
+  python run_generator.py attention-maps --network net.pkl --seeds 1,5,9 --blending-alpha 0.3
+  python run_generator.py interpolate --network net.pkl --seeds 1,2,3 --space w --component 4 --density 12
+  python run_generator.py style-mixing-example --network net.pkl --row-seeds 1-3 --col-seeds 10-13 --col-styles 0-6
+  python run_generator.py noise-variation --network net.pkl --seeds 7 --num-samples 16
+"""
+
+import argparse
+import os
+import sys
+
+from dnnlib.util import UserError
+
+
+def _common(parser, seeds=True):
+    parser.add_argument("--network", required=True, help="network pickle: path or URL")
+    if seeds:
+        parser.add_argument("--seeds", required=True, help="seeds: a list with ranges, e.g. 0-99,200")
+    parser.add_argument("--truncation-psi", type=float, default=0.7, help="truncation psi (default 0.7; 1 = off)")
+    parser.add_argument("--outdir", default="out", help="output folder (default: out)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per minibatch (default 8)")
+    parser.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional network")
+    parser.add_argument("--ratio", type=float, default=1.0,
+                        help="height/width to crop the saved images to, for non-square models (default 1)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("generate-images", help="one image per seed (seed%%04d.png)")
+    _common(p)
+    p.add_argument("--grid", action="store_true", help="also write grid.png with all images")
+
+    p = sub.add_parser("attention-maps", help="attention of each pixel over the latents (GANsformer)")
+    _common(p)
+    p.add_argument("--blending-alpha", type=float, default=0.3, help="weight of the image in the blends (0.3)")
+    p.add_argument("--last-layer-only", action="store_true", help="skip the per-layer and per-head maps")
+
+    p = sub.add_parser("interpolate", help="frames between consecutive seeds, in z or w")
+    _common(p)
+    p.add_argument("--space", choices=["z", "w"], default="z", help="interpolate z (slerp) or w (lerp)")
+    p.add_argument("--component", type=int, default=None, help="interpolate only this latent component")
+    p.add_argument("--density", type=int, default=8, help="frames per pair of seeds (default 8)")
+
+    p = sub.add_parser("style-mixing-example", help="rows x columns of style mixing")
+    _common(p, seeds=False)
+    p.add_argument("--row-seeds", required=True, help="seeds of the rows, e.g. 1-3")
+    p.add_argument("--col-seeds", required=True, help="seeds of the columns, e.g. 10-13")
+    p.add_argument("--col-styles", default="0-6", help="layers taken from the column seeds (default 0-6)")
+
+    p = sub.add_parser("noise-variation", help="the same latents with different noise")
+    _common(p)
+    p.add_argument("--num-samples", type=int, default=16, help="noise draws per seed (default 16)")
+    return parser
+
+
+def run(args):
+    from training import generation  # Imports TensorFlow: keep `-h` fast.
+    import dnnlib.tflib as tflib
+    from training import misc
+
+    if args.batch_size < 1:
+        raise UserError("--batch-size: must be at least 1, not %d" % args.batch_size)
+    seeds = generation.parse_seeds(args.seeds) if getattr(args, "seeds", None) is not None else None
+    if args.command == "style-mixing-example":
+        row_seeds = generation.parse_int_list(args.row_seeds, "--row-seeds")
+        col_seeds = generation.parse_int_list(args.col_seeds, "--col-seeds")
+        col_styles = generation.parse_int_list(args.col_styles, "--col-styles")
+    if not (args.network.startswith(("http://", "https://", "file://")) or os.path.isfile(args.network)):
+        raise UserError("--network: no such file '%s'" % args.network)
+
+    tflib.init_tf()
+    _G, _D, Gs = misc.load_network_pkl(args.network)
+    view = generation.GeneratorView(Gs, batch_size=args.batch_size)
+    common = dict(truncation_psi=args.truncation_psi, class_idx=args.class_idx, ratio=args.ratio)
+    if args.command == "generate-images":
+        generation.generate_images(view, seeds, args.outdir, grid=args.grid, **common)
+    elif args.command == "attention-maps":
+        generation.attention_maps(view, seeds, args.outdir, blending_alpha=args.blending_alpha,
+                                  all_layers=not args.last_layer_only, **common)
+    elif args.command == "interpolate":
+        generation.interpolate(view, seeds, args.outdir, space=args.space, component=args.component,
+                               density=args.density, **common)
+    elif args.command == "style-mixing-example":
+        generation.style_mixing_example(view, row_seeds, col_seeds, col_styles, args.outdir, **common)
+    elif args.command == "noise-variation":
+        generation.noise_variation(view, seeds, args.outdir, num_samples=args.num_samples, **common)
+    print("Wrote %s" % os.path.abspath(args.outdir))
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except UserError as error:
+        print("run_generator.py %s: error: %s" % (args.command, error), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""Generation and visualization from a trained generator (ours, official GANsformer or
+official StyleGAN2 pickles): images from seeds, attention maps, interpolations, style
+mixing and noise variation (REFERENCE.md §8). run_generator.py is the command line.
+
+Everything streams in minibatches and writes each image as soon as it exists, so the
+number of images does not grow host memory."""
+
+import colorsys
+import inspect
+import os
+
+import numpy as np
+import PIL.Image
+
+from dnnlib.util import UserError
+from training import misc
+
+# ------------------------------------------------------------------------------------------
+# Parsing of the command-line lists.
+
+
+def parse_int_list(text, what="--seeds"):
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (ranges inclusive, order kept)."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (None, None)
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise UserError("%s: range '%s' runs backwards; write it as %d-%d" % (what, part, hi, lo))
+                values.extend(range(lo, hi + 1))
+            else:
+                values.append(int(part))
+        except (TypeError, ValueError):
+            raise UserError("%s: '%s' is not a number or a range like 0-99 (in '%s')" % (what, part, text))
+    if any(v < 0 for v in values):
+        raise UserError("%s: negative values are not allowed (in '%s')" % (what, text))
+    return values
+
+
+def parse_seeds(text):
+    seeds = parse_int_list(text, "--seeds")
+    if any(seed >= 2 ** 32 for seed in seeds):
+        raise UserError("--seeds: seeds must be below 2^32 (in '%s')" % text)
+    return seeds
+
+
+# ------------------------------------------------------------------------------------------
+# A uniform view of the generator kinds.
+
+
+def _build_params(net):
+    # The keyword parameters of the network's build function: tells which noise switch and
+    # which latent options (take_ws / return_ws, StyleGAN2's return_dlatents) it has.
+    func = getattr(net, "_build_func", None)
+    try:
+        return set(inspect.signature(func).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+class GeneratorView:
+    """Wraps Gs with the calls generation needs, whichever code base built it.
+
+    ws: the per-layer latents after mapping and truncation: [B, K, L, D] for GANsformer
+    generators, [B, L, D] for StyleGAN2."""
+
+    def __init__(self, Gs, batch_size=8):
+        self.Gs = Gs
+        self.batch_size = max(int(batch_size), 1)
+        self.z_shape = list(Gs.input_shapes[0][1:])
+        self.c_dim = int(Gs.input_shapes[1][1]) if len(Gs.input_shapes) > 1 and Gs.input_shapes[1] else 0
+        top = _build_params(Gs)
+        syn = _build_params(Gs.components.synthesis) if "synthesis" in Gs.components else set()
+        self.ganformer = "take_ws" in top          # ours and official GANsformer (return_ws / take_ws)
+        # Maps [B, k, L_att, N, H, W]; generators without attention give none or k = 0.
+        maps_shape = Gs.output_shapes[1] if len(Gs.output_shapes) > 1 else None
+        self.has_maps = bool(maps_shape) and len(maps_shape) == 6 and maps_shape[1] != 0 and maps_shape[2] != 0
+        if "noise_mode" in syn or "noise_mode" in top:
+            self._noise = {"const": dict(noise_mode="const"), "random": dict(noise_mode="random")}
+        elif "randomize_noise" in syn or "randomize_noise" in top:
+            self._noise = {"const": dict(randomize_noise=False), "random": dict(randomize_noise=True)}
+        else:
+            self._noise = {"const": {}, "random": {}}
+
+    def latents(self, seeds):
+        """z for each seed: RandomState(seed).randn(*z_shape) (StyleGAN2's convention)."""
+        return np.stack([np.random.RandomState(seed).randn(*self.z_shape) for seed in seeds]).astype(np.float32)
+
+    def labels(self, num, class_idx=None):
+        if self.c_dim == 0:
+            if class_idx is not None:
+                raise UserError("--class: this network is unconditional (no labels)")
+            return np.zeros([num, 0], np.float32)
+        if class_idx is None:
+            raise UserError("--class: this network is conditional on %d classes; give --class" % self.c_dim)
+        if not 0 <= class_idx < self.c_dim:
+            raise UserError("--class: %d is outside 0..%d" % (class_idx, self.c_dim - 1))
+        labels = np.zeros([num, self.c_dim], np.float32)
+        labels[:, class_idx] = 1
+        return labels
+
+    def _run(self, *arrays, noise="const", **kwargs):
+        kwargs.update(self._noise[noise])
+        return self.Gs.run(*arrays, minibatch_size=self.batch_size, return_as_list=True, **kwargs)
+
+    def images_and_maps(self, z, labels, psi, noise="const"):
+        """(images [B, C, H, W] in [-1, 1], maps [B, k, L_att, N, H, W] or None)."""
+        outs = self._run(z, labels, truncation_psi=psi, noise=noise)
+        return outs[0], (outs[1] if self.has_maps else None)
+
+    def ws(self, z, labels, psi):
+        """Truncated per-layer latents for z."""
+        if self.ganformer:
+            return self._run(z, labels, truncation_psi=psi, return_ws=True)[-1]
+        return self._run(z, labels, truncation_psi=psi, return_dlatents=True)[-1]
+
+    def synthesize(self, ws, labels, noise="const"):
+        """(images, maps or None) from per-layer latents."""
+        if self.ganformer:
+            outs = self._run(ws, labels, take_ws=True, noise=noise)
+            return outs[0], (outs[1] if self.has_maps else None)
+        syn = self.Gs.components.synthesis
+        kwargs = dict(self._noise[noise])
+        return syn.run(ws, minibatch_size=self.batch_size, **kwargs), None
+
+
+# ------------------------------------------------------------------------------------------
+# Images and files.
+
+
+def crop_to_ratio(images, ratio):
+    """Central round(ratio * H) rows of [..., H, W] (exact, unlike the official crop_tensor)."""
+    if ratio is None or ratio == 1.0:
+        return images
+    if not 0 < ratio <= 1:
+        raise UserError("--ratio: %r must be in (0, 1] (height / width of the saved images)" % ratio)
+    height = images.shape[-2]
+    rows = max(int(round(height * ratio)), 1)
+    start = (height - rows) // 2
+    return images[..., start:start + rows, :]
+
+
+def to_uint8(images, drange=(-1, 1)):
+    """Float NCHW in drange -> uint8 NCHW."""
+    images = misc.adjust_dynamic_range(np.asarray(images, np.float32), drange, (0, 255))
+    return np.rint(images).clip(0, 255).astype(np.uint8)
+
+
+def save_image(image_u8, path):
+    """Save one uint8 CHW image (1, 3 or 4 channels) atomically."""
+    misc.save_image_grid(image_u8[np.newaxis], path, drange=(0, 255), grid_size=(1, 1))
+
+
+def save_gif(frames_u8, path, duration_ms=50):
+    """Save uint8 CHW frames as an animated GIF (written to a temp name, then renamed)."""
+    pils = [misc.convert_to_pil_image(frame, drange=(0, 255)).convert("RGB") for frame in frames_u8]
+    tmp = path + ".tmp"
+    pils[0].save(tmp, format="GIF", save_all=True, append_images=pils[1:], duration=duration_ms, loop=0)
+    os.replace(tmp, path)
+
+
+def batches(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# ------------------------------------------------------------------------------------------
+# Attention maps: a distinct colour per latent component.
+
+
+def palette(k):
+    """k colours evenly spaced in hue (HLS, lightness 0.5, saturation 0.8), RGB in [-1, 1]."""
+    rgb = [colorsys.hls_to_rgb(i / max(k, 1), 0.5, 0.8) for i in range(k)]
+    return np.array(rgb, np.float32) * 2 - 1                                        # [k, 3]
+
+
+def render_maps(probs, soft=True):
+    """probs [B, k, H, W] (attention over the k latents per pixel) -> RGB [B, 3, H, W] in
+    [-1, 1]: soft = probability-weighted mean of the latents' colours, hard = the colour
+    of the most attended latent."""
+    probs = np.asarray(probs, np.float32)
+    colours = palette(probs.shape[1])
+    if soft:
+        weights = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-8)
+    else:
+        weights = np.eye(probs.shape[1], dtype=np.float32)[probs.argmax(axis=1)]    # [B, H, W, k]
+        weights = weights.transpose(0, 3, 1, 2)
+    return np.einsum("bkhw,kc->bchw", weights, colours)
+
+
+def blend(maps_rgb, images, alpha):
+    """(1 - alpha) * map + alpha * image, both in [-1, 1]; grayscale images become RGB."""
+    if images.shape[1] == 1:
+        images = np.repeat(images, 3, axis=1)
+    return (1 - alpha) * maps_rgb + alpha * images[:, :3]
+
+
+# ------------------------------------------------------------------------------------------
+# The subcommands of run_generator.py. Each takes a GeneratorView and writes under outdir.
+
+
+def generate_images(view, seeds, outdir, truncation_psi=0.7, class_idx=None, ratio=1.0, grid=False):
+    """seed%04d.png per seed (and grid.png of all of them with grid=True)."""
+    os.makedirs(outdir, exist_ok=True)
+    kept = []
+    for chunk in batches(seeds, view.batch_size):
+        images, _ = view.images_and_maps(view.latents(chunk), view.labels(len(chunk), class_idx), truncation_psi)
+        images = to_uint8(crop_to_ratio(images, ratio))
+        for seed, image in zip(chunk, images):
+            save_image(image, os.path.join(outdir, "seed%04d.png" % seed))
+        if grid:
+            kept.append(images)
+    if grid:
+        misc.save_image_grid(np.concatenate(kept), os.path.join(outdir, "grid.png"), drange=(0, 255))
+
+
+def attention_maps(view, seeds, outdir, truncation_psi=0.7, class_idx=None, ratio=1.0, blending_alpha=0.3,
+                   all_layers=True):
+    """Attention of each pixel over the k latent components, a colour per component.
+
+    Last attention layer, head 0 (REFERENCE §8): softmaps/ (probability-weighted colours),
+    maps/ (colour of the most attended latent), softblends/ and blends/ (blended over the
+    image). With all_layers: layer_maps/seed<s>/l<layer>_h<head>.png (soft) for every layer
+    and head, and all.png (rows: layers, columns: heads, blended)."""
+    if not view.has_maps:
+        raise UserError("attention-maps: this network has no attention maps (not a GANsformer with "
+                        "transformer layers); try generate-images")
+    for sub in ("softmaps", "maps", "softblends", "blends"):
+        os.makedirs(os.path.join(outdir, sub), exist_ok=True)
+    for chunk in batches(seeds, view.batch_size):
+        images, maps = view.images_and_maps(view.latents(chunk), view.labels(len(chunk), class_idx), truncation_psi)
+        images = crop_to_ratio(images, ratio)
+        maps = crop_to_ratio(maps, ratio)                                          # [B, k, L_att, N, H, W]
+        last = maps[:, :, -1, 0]                                                   # [B, k, H, W]
+        outputs = dict(softmaps=render_maps(last, soft=True), maps=render_maps(last, soft=False))
+        outputs["softblends"] = blend(outputs["softmaps"], images, blending_alpha)
+        outputs["blends"] = blend(outputs["maps"], images, blending_alpha)
+        for sub, rendered in outputs.items():
+            for seed, image in zip(chunk, to_uint8(rendered)):
+                save_image(image, os.path.join(outdir, sub, "seed%04d.png" % seed))
+        if all_layers:
+            _save_layer_maps(maps, images, chunk, outdir, blending_alpha)
+
+
+def _save_layer_maps(maps, images, seeds, outdir, alpha):
+    num_layers, num_heads = maps.shape[2], maps.shape[3]
+    for i, seed in enumerate(seeds):
+        folder = os.path.join(outdir, "layer_maps", "seed%04d" % seed)
+        os.makedirs(folder, exist_ok=True)
+        tiles = []
+        for layer in range(num_layers):
+            soft = render_maps(maps[i:i + 1, :, layer].transpose(2, 1, 0, 3, 4)[:, :, 0], soft=True)  # [N, 3, H, W]
+            for head in range(num_heads):
+                save_image(to_uint8(soft[head]), os.path.join(folder, "l%d_h%d.png" % (layer, head)))
+            tiles.append(blend(soft, np.repeat(images[i:i + 1], num_heads, axis=0), alpha))
+        misc.save_image_grid(to_uint8(np.concatenate(tiles)), os.path.join(folder, "all.png"), drange=(0, 255),
+                             grid_size=(num_heads, num_layers))
+
+
+def slerp(a, b, t):
+    """Spherical interpolation along the last axis (per latent component); lerp where a
+    and b are (anti)parallel."""
+    a_n = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b_n = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    omega = np.arccos(np.clip(np.sum(a_n * b_n, axis=-1, keepdims=True), -1, 1))
+    sin = np.sin(omega)
+    safe = np.where(sin > 1e-6, sin, 1.0)
+    out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / safe
+    return np.where(sin > 1e-6, out, a + (b - a) * t)
+
+
+def interpolate(view, seeds, outdir, space="z", component=None, density=8, truncation_psi=0.7, class_idx=None,
+                ratio=1.0):
+    """Frames between consecutive seeds: slerp in z or lerp in w; all latents at once, or
+    only latent `component` (the others stay at the first seed's). For each pair
+    <a>-<b>: frame%03d.png, strip.png (the frames in a row) and anim.gif (50 ms)."""
+    if len(seeds) < 2:
+        raise UserError("interpolate: --seeds needs at least two seeds (e.g. 1,2 or 1-4)")
+    if space not in ("z", "w"):
+        raise UserError("interpolate: --space must be z or w, not %r" % space)
+    if density < 2:
+        raise UserError("interpolate: --density must be at least 2 (frames per pair), not %d" % density)
+    num_latents = view.z_shape[0] if len(view.z_shape) == 2 else 1
+    if component is not None and not 0 <= component < num_latents:
+        raise UserError("interpolate: --component %d is outside 0..%d (this network has %d latent components)"
+                        % (component, num_latents - 1, num_latents))
+    if component is not None and num_latents == 1:
+        component = None
+    ts = np.linspace(0, 1, density, dtype=np.float32)
+    name = "interpolations-%s%s" % (space, "" if component is None else "-c%d" % component)
+    for a, b in zip(seeds[:-1], seeds[1:]):
+        z = view.latents([a, b])
+        labels = view.labels(density, class_idx)
+        if space == "z":
+            ends = z if len(view.z_shape) == 2 else z[:, np.newaxis]                # [2, K, z]
+            frames = np.stack([slerp(ends[0], ends[1], t) for t in ts])           # [F, K, z]
+            if component is not None:
+                frames[:, np.arange(num_latents) != component] = ends[0][np.arange(num_latents) != component]
+            images, _ = view.images_and_maps(frames.reshape([density] + view.z_shape), labels, truncation_psi)
+        else:
+            ws = view.ws(z, view.labels(2, class_idx), truncation_psi)            # [2, K, L, D] or [2, L, D]
+            frames = np.stack([ws[0] + (ws[1] - ws[0]) * t for t in ts])
+            if component is not None:
+                keep = np.arange(num_latents) != component
+                frames[:, keep] = ws[0][keep]
+            images, _ = view.synthesize(frames, labels)
+        images = to_uint8(crop_to_ratio(images, ratio))
+        folder = os.path.join(outdir, name, "%d-%d" % (a, b))
+        os.makedirs(folder, exist_ok=True)
+        for i, image in enumerate(images):
+            save_image(image, os.path.join(folder, "frame%03d.png" % i))
+        misc.save_image_grid(images, os.path.join(folder, "strip.png"), drange=(0, 255), grid_size=(density, 1))
+        save_gif(images, os.path.join(folder, "anim.gif"))
+
+
+def style_mixing_example(view, row_seeds, col_seeds, col_styles, outdir, truncation_psi=0.7, class_idx=None,
+                         ratio=1.0):
+    """<row>-<col>.png: the row seed's latents with the layers col_styles taken from the
+    column seed's (all latent components together), and grid.png with the originals in the
+    first row and column and a black corner."""
+    seeds = list(dict.fromkeys(row_seeds + col_seeds))
+    ws = {}
+    for chunk in batches(seeds, view.batch_size):
+        for seed, w in zip(chunk, view.ws(view.latents(chunk), view.labels(len(chunk), class_idx), truncation_psi)):
+            ws[seed] = w
+    num_layers = next(iter(ws.values())).shape[-2]
+    bad = [s for s in col_styles if s >= num_layers]
+    if bad:
+        raise UserError("style-mixing-example: --col-styles %s outside 0..%d (this network has %d layers)"
+                        % (bad, num_layers - 1, num_layers))
+    os.makedirs(outdir, exist_ok=True)
+    rendered = {}
+    originals, _ = view.synthesize(np.stack([ws[s] for s in seeds]), view.labels(len(seeds), class_idx))
+    originals = dict(zip(seeds, to_uint8(crop_to_ratio(originals, ratio))))
+    pairs = [(r, c) for r in row_seeds for c in col_seeds]
+    for chunk in batches(pairs, view.batch_size):
+        mixed = np.stack([ws[r] for r, _ in chunk])
+        mixed[..., col_styles, :] = np.stack([ws[c] for _, c in chunk])[..., col_styles, :]
+        images, _ = view.synthesize(mixed, view.labels(len(chunk), class_idx))
+        for (r, c), image in zip(chunk, to_uint8(crop_to_ratio(images, ratio))):
+            save_image(image, os.path.join(outdir, "%d-%d.png" % (r, c)))
+            rendered[(r, c)] = image
+    blank = np.zeros_like(originals[seeds[0]])
+    grid = [blank] + [originals[c] for c in col_seeds]
+    for r in row_seeds:
+        grid += [originals[r]] + [rendered[(r, c)] for c in col_seeds]
+    misc.save_image_grid(np.stack(grid), os.path.join(outdir, "grid.png"), drange=(0, 255),
+                         grid_size=(len(col_seeds) + 1, len(row_seeds) + 1))
+
+
+def noise_variation(view, seeds, outdir, num_samples=16, truncation_psi=0.7, class_idx=None, ratio=1.0):
+    """For each seed, the same latents with num_samples draws of the per-pixel noise:
+    seed%04d.png (the samples in a grid) and seed%04d-std.png (per-pixel standard
+    deviation of the channel mean over the samples, x4, as gray)."""
+    if num_samples < 2:
+        raise UserError("noise-variation: --num-samples must be at least 2, not %d" % num_samples)
+    os.makedirs(outdir, exist_ok=True)
+    for seed in seeds:
+        ws = view.ws(view.latents([seed]), view.labels(1, class_idx), truncation_psi)
+        repeated = np.repeat(ws, num_samples, axis=0)
+        images, _ = view.synthesize(repeated, view.labels(num_samples, class_idx), noise="random")
+        images = crop_to_ratio(images, ratio)
+        misc.save_image_grid(to_uint8(images), os.path.join(outdir, "seed%04d.png" % seed), drange=(0, 255))
+        std = images.mean(axis=1).std(axis=0)                                      # [H, W] in [-1, 1] units
+        save_image(to_uint8(np.clip(4 * std, 0, 1)[np.newaxis], drange=(0, 1)),
+                   os.path.join(outdir, "seed%04d-std.png" % seed))
