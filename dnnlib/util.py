@@ -139,28 +139,22 @@ def _split_time(seconds: float):
     return s // 86400, (s // 3600) % 24, (s // 60) % 60, s % 60, s
 
 
+def _format_duration(seconds: float, max_fields: int) -> str:
+    # Largest non-zero unit first, then up to max_fields - 1 smaller units, zero-padded.
+    fields = _split_time(seconds)[:4]
+    first = next((i for i, value in enumerate(fields) if value), 3)
+    shown = list(zip(fields, "dhms"))[first:first + max_fields]
+    return " ".join(("%d%s" if i == 0 else "%02d%s") % field for i, field in enumerate(shown))
+
+
 def format_time(seconds: float) -> str:
     """Human-readable duration: '12s', '3m 05s', '2h 03m 04s', '1d 02h 03m'."""
-    days, hours, minutes, secs, total = _split_time(seconds)
-    if total < 60:
-        return f"{secs}s"
-    if total < 3600:
-        return f"{minutes}m {secs:02d}s"
-    if total < 86400:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    return f"{days}d {hours:02d}h {minutes:02d}m"
+    return _format_duration(seconds, 3)
 
 
 def format_time_brief(seconds: float) -> str:
     """Shorter duration for tight columns: '12s', '3m 05s', '2h 03m', '1d 02h'."""
-    days, hours, minutes, secs, total = _split_time(seconds)
-    if total < 60:
-        return f"{secs}s"
-    if total < 3600:
-        return f"{minutes}m {secs:02d}s"
-    if total < 86400:
-        return f"{hours}h {minutes:02d}m"
-    return f"{days}d {hours:02d}h"
+    return _format_duration(seconds, 2)
 
 
 # ------------------------------------------------------------------------------------------
