@@ -1,0 +1,133 @@
+"""Training speed on CPU: G forward images/s and training-step images/s, plus parameter counts.
+
+Fixed configurations (compared side by side with other implementations; keep them stable):
+  ganformer  the official default preset as for FFHQ (16 region latents + global, latent 512,
+             resnet G, kmeans, layer norm with mul integration, mapping self-attention,
+             latent positions), StyleGAN2 resnet D;
+  stylegan2  the StyleGAN2 baseline;
+each at 32x32 and 64x64 with default channels, and at 256x256 with channel_base 8192,
+channel_max 128. Batch 8, 2 CPU threads, warm-up then the median of --reps repetitions.
+The training step = G forward, D on fakes and on reals, backward of the non-saturating G
+loss and the logistic D loss, Adam on both (no regularization, no EMA), run as the loop
+does: the G step, then the D step.
+
+    python bench/train.py                      # all configurations (long at 256)
+    python bench/train.py --res 32,64 --reps 3
+    python bench/train.py --smoke              # tiny, fast
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow.compat.v1 as tf  # noqa: E402
+
+import dnnlib  # noqa: E402
+import dnnlib.tflib as tflib  # noqa: E402
+from training import loss as loss_lib  # noqa: E402
+from training import presets  # noqa: E402
+
+CONFIGS = {"ganformer": "ganformer", "stylegan2": "StyleGAN2", "mainjob": "ganformer"}
+CHANNELS = {32: {}, 64: {}, 256: dict(channel_base=8192, channel_max=128)}
+
+
+def net_kwargs(config, res, smoke):
+    extra = dict(CHANNELS.get(res, {}))
+    if config == "mainjob":   # run_training.py's main job (not one of the fixed comparisons).
+        from training.train_options import MAIN_JOB
+        extra = dict(MAIN_JOB["model"])
+    if smoke:
+        extra = dict(channel_base=256, channel_max=32)
+        if config == "ganformer":
+            extra.update(components_num=4, latent_size=64)
+    gkw, dkw = presets.resolve(CONFIGS[config], resolution=res, d_mbstd_group_size=4, **extra)
+    return gkw, dkw, extra
+
+
+def count(net, trainable=True):
+    vs = net.trainables if trainable else net.vars
+    return int(sum(np.prod(v.shape.as_list()) for v in vs.values()))
+
+
+def time_op(run_once, warmup, reps):
+    for _ in range(warmup):
+        run_once()
+    times, cpu = [], []
+    for _ in range(reps):
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_once()
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), times, statistics.median(cpu)
+
+
+def bench_one(config, res, batch, threads, warmup, reps, smoke):
+    gkw, dkw, extra = net_kwargs(config, res, smoke)
+    graph = tf.Graph()
+    with graph.as_default():
+        sess = tflib.create_session({"intra_op_parallelism_threads": threads,
+                                     "inter_op_parallelism_threads": 1, "rnd.tf_random_seed": None})
+        with sess.as_default():
+            tf.set_random_seed(1)
+            G = tflib.Network("G", func_name="training.networks.Generator", num_channels=3, c_dim=0, **gkw)
+            D = tflib.Network("D", func_name="training.networks.Discriminator", num_channels=3, c_dim=0, **dkw)
+            labels = tf.zeros([batch, 0])
+            z = loss_lib.sample_latents(G, batch)
+            fwd = G.get_output_for(z, labels, is_validation=True, return_as_list=True)[0]
+
+            reals = tf.random_uniform([batch, 3, res, res], -1.0, 1.0)
+            G_opt = tflib.Optimizer(name="TrainG", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
+            D_opt = tflib.Optimizer(name="TrainD", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
+            G_loss, _ = loss_lib.G_loss(G, D, labels, batch, loss="logistic_ns", pl_weight=0.0)
+            D_loss, _ = loss_lib.D_loss(G, D, reals, labels, batch, loss="logistic", reg="none")
+            G_opt.register_gradients(tf.reduce_mean(G_loss), G.trainables)
+            D_opt.register_gradients(tf.reduce_mean(D_loss), D.trainables)
+            G_train, D_train = G_opt.apply_updates(), D_opt.apply_updates()
+            tflib.init_uninitialized_vars()
+
+            fwd_s, fwd_all, fwd_cpu = time_op(lambda: sess.run(fwd), warmup, reps)
+            step_s, step_all, step_cpu = time_op(lambda: (sess.run(G_train), sess.run(D_train)), warmup, reps)
+            out = dict(config=config, resolution=res, batch=batch, threads=threads, channels=extra or "default",
+                       G_params=count(G), D_params=count(D), G_vars_total=count(G, False),
+                       G_forward_img_per_s=batch / fwd_s, train_step_img_per_s=batch / step_s,
+                       G_forward_s=fwd_all, train_step_s=step_all,
+                       # CPU seconds per call: with the machine shared, wall time overstates cost.
+                       G_forward_cpu_s=fwd_cpu, train_step_cpu_s=step_cpu)
+        sess.close()
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--configs", default="ganformer,stylegan2")
+    parser.add_argument("--res", default="32,64,256")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny networks at 16x16, one repetition")
+    args = parser.parse_args()
+    configs = args.configs.split(",")
+    resolutions = [int(r) for r in args.res.split(",")]
+    if args.smoke:
+        resolutions, args.warmup, args.reps = [16], 1, 1
+    results = []
+    for config in configs:
+        for res in resolutions:
+            results.append(bench_one(config, res, args.batch, args.threads, args.warmup, args.reps, args.smoke))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(json.dumps(dict(benchmark="train", tensorflow=tf.__version__, machine=platform.machine(),
+                          cpu_count=os.cpu_count(), load_average=load, smoke=args.smoke, results=results), indent=2))
+
+
+if __name__ == "__main__":
+    main()
