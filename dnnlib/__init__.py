@@ -2,6 +2,12 @@
 StyleGAN2 code layout and its pickles rely on. Module paths here are an interface:
 official pickles import `dnnlib`, `dnnlib.tflib` and `dnnlib.EasyDict`."""
 
+import os
+
+# Hide TensorFlow's C++ start-up INFO lines (CUDA probing, oneDNN notes) unless the user asked
+# for them; must be set before TensorFlow is first imported.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
 from . import util
 from .util import EasyDict, UserError
 

@@ -33,6 +33,14 @@ class EasyDict(dict):
         del self[name]
 
 
+def apply_umask_mode(fd: int) -> None:
+    """Give a file made by tempfile.mkstemp (always 0600) the mode a plain open() would, so
+    files renamed into place (snapshots, caches, logs) follow the user's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)
+
+
 class UserError(Exception):
     """Bad input from the user (a wrong path, an unknown option, a corrupt file).
 
@@ -405,6 +413,7 @@ def _store(chunks, response, url, cache_dir, url_md5, md5, expected_length) -> s
     final_path = os.path.join(cache_dir, f"{url_md5}_{name}")
     os.makedirs(cache_dir, exist_ok=True)
     fd, temp_path = tempfile.mkstemp(prefix=f".tmp-{url_md5}-", dir=cache_dir)
+    apply_umask_mode(fd)
     digest = hashlib.md5()
     size = 0
     try:

@@ -45,7 +45,10 @@ def scenes_classifier(images_in,                       # uint8-valued images [B,
     del is_template_graph, components
     images_in.set_shape([None, num_channels, None, None])
     x = tf.cast(images_in, tf.float32) * (2 / 255) - 1
-    if x.shape[2] != resolution or x.shape[3] != resolution:  # Other sizes and non-square crops.
+    # Compare plain ints: with v1 shapes `Dimension(None) != 64` is None (falsy), which would skip
+    # the resize for run-time placeholders of unknown size.
+    height, width = x.shape.as_list()[2:]
+    if height != resolution or width != resolution:  # Other sizes, unknown sizes, non-square crops.
         x = tf.transpose(x, [0, 2, 3, 1])
         x = tf.image.resize(x, [resolution, resolution], method=tf.image.ResizeMethod.AREA)
         x = tf.transpose(x, [0, 3, 1, 2])

@@ -92,3 +92,16 @@ def test_crop_tensor_matches_official_off_by_one():
     np.testing.assert_array_equal(cropped, x[:, :, 32:225, :])
     assert misc.crop_tensor_shape((256, 256), 0.75) == (192, 256)
     assert misc.crop_tensor(x, None) is x and misc.crop_tensor_shape((8, 8), 1.0) == (8, 8)
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    # mkstemp makes 0600 files; what is renamed into place must get the mode open() would give.
+    import stat
+    old = os.umask(0o022)
+    try:
+        misc.save_pkl({"a": 1}, str(tmp_path / "x.pkl"))
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "x.pkl").st_mode) == stat.S_IMODE(os.stat(plain).st_mode) == 0o644

@@ -54,6 +54,8 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     last_kimg = None
     for attempt in range(3):
         before = snapshot.latest_resumable(run_dir)
+        # Read now: the attempt may prune this snapshot (keep-last-3) before it is killed.
+        before_kimg = snapshot.load_state(before[1])["cur_nimg"] / 1000 if before is not None else None
         proc, log = _start(run_dir, dataset, 100000, str(tmp_path / ("log%d.txt" % attempt)))
         # Wait for the first tick of this attempt, then kill at a random moment after it.
         deadline = time.time() + 60
@@ -70,7 +72,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
         assert "tick " in text, text[-2000:]
         if before is not None:   # This attempt resumed from the snapshot that was newest.
             kimg, _tick, restored, total = _resumed_at(text)
-            assert kimg == snapshot.load_state(before[1])["cur_nimg"] / 1000
+            assert kimg == before_kimg
             assert restored == total and total > 0
         snaps = _check_all_snapshots_load(run_dir)
         assert snaps, "no snapshot after attempt %d" % attempt

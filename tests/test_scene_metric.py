@@ -76,3 +76,13 @@ def test_fid_scenes_pipeline_runs_offline(tmp_path, monkeypatch, shipped_net_pat
         values.update({r.name: r.value for r in metric.list_results()})
     assert values["fid_scenes"] > 0 and values["pr_scenes_precision"] < 0.25
     assert os.path.isfile(str(tmp_path / "metric-fid_scenes.txt"))
+
+
+def test_scene_features_resize_small_images_of_unknown_size(tf_session, shipped_net_path):
+    # Network.run feeds placeholders of unknown height/width: 8x8 images must be resized to the
+    # classifier's 64x64 like a numpy pixel-repeat upsampling (AREA resize at an integer factor).
+    net = misc.load_pkl(shipped_net_path)
+    small = render_scenes(4, resolution=8, seed=5)[0]                               # uint8 [4, 3, 8, 8]
+    big = np.repeat(np.repeat(small, 8, axis=2), 8, axis=3)                          # [4, 3, 64, 64]
+    np.testing.assert_allclose(net.run(small, minibatch_size=4), net.run(big, minibatch_size=4),
+                               rtol=1e-4, atol=1e-4)

@@ -31,6 +31,7 @@ def _atomic_write(filename, write_func, mode="wb"):
     directory = os.path.dirname(os.path.abspath(filename))
     os.makedirs(directory, exist_ok=True)
     fd, temp_path = tempfile.mkstemp(prefix="." + os.path.basename(filename) + ".", suffix=".tmp", dir=directory)
+    dnnlib.util.apply_umask_mode(fd)
     try:
         with os.fdopen(fd, mode) as file:
             write_func(file)

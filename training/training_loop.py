@@ -219,12 +219,13 @@ def training_loop(run_dir=None, submit_config=None, G_args=None, D_args=None,
           % (dataset_args.get("tfrecord_dir"), training_set.shape[0], training_set.shape[1],
              training_set.shape[2], training_set.label_size))
 
-    # Networks.
+    # Networks. Their geometry comes from the stored records: resolution = width, ratio =
+    # height / width (true non-square records; padded squares train as squares, ratio 1).
+    geometry = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
+                    ratio=training_set.shape[1] / training_set.shape[2], c_dim=training_set.label_size)
     with tf.device(devices[0]):
-        G = tflib.Network("G", num_channels=training_set.shape[0], resolution=training_set.shape[1],
-                          c_dim=training_set.label_size, **G_args)
-        D = tflib.Network("D", num_channels=training_set.shape[0], resolution=training_set.shape[1],
-                          c_dim=training_set.label_size, **D_args)
+        G = tflib.Network("G", **dict(G_args, **geometry))
+        D = tflib.Network("D", **dict(D_args, **geometry))
         Gs = G.clone("Gs")
     source = resume or pretrained_pkl
     if source:

@@ -96,6 +96,7 @@ def create_run_dir(run_dir_root: str, run_desc: str) -> Tuple[int, str]:
 
 def _write_atomic(path: str, data: bytes) -> None:
     fd, temp_path = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    util.apply_umask_mode(fd)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -23,7 +23,13 @@ def disable_v2_behavior():
     global _v2_disabled
     if not _v2_disabled:
         if hasattr(tf, "disable_v2_behavior"):
-            tf.disable_v2_behavior()
+            # Its "non-resource variables are deprecated" notice is expected here: keep it quiet.
+            verbosity = tf.logging.get_verbosity()
+            tf.logging.set_verbosity(tf.logging.ERROR)
+            try:
+                tf.disable_v2_behavior()
+            finally:
+                tf.logging.set_verbosity(verbosity)
         _v2_disabled = True
 
 
