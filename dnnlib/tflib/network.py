@@ -3,7 +3,7 @@ new inputs, cloned, averaged, run on numpy arrays over several devices, and pick
 official StyleGAN2 state format (REFERENCE.md §4).
 
 Pickles carry the full source of the module holding the build function. Official pickles
-carry TF-1 source (`import tensorflow as tf`, `tf.contrib`, ...); the import handler
+carry TF-1 source (`import tensorflow as tf`, `tf.contrib.*` names, ...); the import handler
 `patch_tf1_source` below rewrites it to run on TF 2.x (REFERENCE.md §10.1), so loading them
 needs no manual edit.
 
@@ -52,7 +52,7 @@ def import_handler(handler_func):
 def _contrib_layer_norm(inputs, center=True, scale=True, activation_fn=None, reuse=None,
                         variables_collections=None, outputs_collections=None, trainable=True,
                         begin_norm_axis=1, begin_params_axis=-1, scope=None):
-    """tf.contrib.layers.layer_norm: moments over axes >= begin_norm_axis, variables
+    """TF-1 contrib.layers.layer_norm: moments over axes >= begin_norm_axis, variables
     LayerNorm/{beta,gamma} of shape inputs.shape[begin_params_axis:], epsilon 1e-12."""
     with tf.variable_scope(scope, default_name="LayerNorm", values=[inputs], reuse=reuse):
         shape = inputs.shape
@@ -83,7 +83,7 @@ def _channel_params_shape(inputs, data_format):
 def _contrib_instance_norm(inputs, center=True, scale=True, epsilon=1e-6, activation_fn=None,
                            param_initializers=None, reuse=None, variables_collections=None,
                            outputs_collections=None, trainable=True, data_format="NHWC", scope=None):
-    """tf.contrib.layers.instance_norm: per-sample, per-channel moments over the spatial
+    """TF-1 contrib.layers.instance_norm: per-sample, per-channel moments over the spatial
     axes; variables InstanceNorm/{beta,gamma} of shape [C]."""
     with tf.variable_scope(scope, default_name="InstanceNorm", values=[inputs], reuse=reuse):
         axis, broadcast = _channel_params_shape(inputs, data_format)
@@ -107,7 +107,7 @@ def _contrib_batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0
                         is_training=True, reuse=None, variables_collections=None, outputs_collections=None,
                         trainable=True, batch_weights=None, fused=None, data_format="NHWC",
                         zero_debias_moving_mean=False, scope=None, **_unused):
-    """tf.contrib.layers.batch_norm: batch moments when training (moving-average updates go to
+    """TF-1 contrib.layers.batch_norm: batch moments when training (moving-average updates go to
     `updates_collections`), moving moments otherwise; variables BatchNorm/{beta,gamma,
     moving_mean,moving_variance} of shape [C]."""
     with tf.variable_scope(scope, default_name="BatchNorm", values=[inputs], reuse=reuse):
@@ -150,13 +150,13 @@ class _Namespace(types.SimpleNamespace):
 
 
 def _zero_bytes(*_args, **_kwargs):
-    # tf.contrib.memory_stats ops: TF 2 has no graph op for them; report 0 bytes.
+    # TF-1 contrib.memory_stats ops: TF 2 has no graph op for them; report 0 bytes.
     return tf.constant(0, tf.int64)
 
 
 class _TF1Compat(types.ModuleType):
-    """What `tf` means in patched TF-1 source: tensorflow.compat.v1 plus `tf.contrib.layers`
-    norms (same variable names), `tf.contrib.memory_stats` (zeros) and `tf.VERSION`."""
+    """What `tf` means in patched TF-1 source: tensorflow.compat.v1 plus TF-1 `contrib.layers`
+    norms (same variable names), `contrib.memory_stats` (zeros) and `tf.VERSION`."""
 
     def __init__(self):
         super().__init__("tf1_compat")
