@@ -2,7 +2,6 @@
 images at nearby points t, t+eps of random latent interpolations, divided by eps², with
 the 1st-99th percentile kept. 'w' space lerps the mapped latents, 'z' space slerps z."""
 
-import inspect
 import re
 
 import numpy as np
@@ -34,16 +33,6 @@ def filter_percentiles(distances, lo=1, hi=99):
     return float(np.mean(distances[(distances >= lo_val) & (distances <= hi_val)]))
 
 
-def _accepts_kwarg(network, kwarg):
-    func = getattr(network, "_build_func", None)
-    if func is None:
-        return False
-    try:
-        return kwarg in inspect.signature(func).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _noise_vars(network):
     # Per-layer constant noise inputs: 'noise<i>' variables that are not trained.
     trainables = set(getattr(network, "trainables", {}).values())
@@ -57,9 +46,9 @@ def _fixed_noise_kwargs(network):
     static = network.static_kwargs
     if static.get("noise_mode") in ("const", "none") or static.get("local_noise", True) is False:
         return {}                              # Built with fixed or no noise already.
-    if _accepts_kwarg(network, "randomize_noise"):
+    if network.accepts_kwarg("randomize_noise"):
         return dict(randomize_noise=False)     # StyleGAN2 spelling.
-    if _accepts_kwarg(network, "noise_mode"):
+    if network.accepts_kwarg("noise_mode"):
         return dict(noise_mode="const")        # GANformer spelling.
     raise UserError("PPL: generator %s has no randomize_noise / noise_mode option, so the two images of a "
                     "pair cannot share their noise inputs" % network.name)
@@ -88,7 +77,7 @@ class PPL(metric_base.MetricBase):
 
         # Two ways into w: GANformer-style top-level kwargs (return_ws / take_ws), or
         # StyleGAN2-style mapping and synthesis components.
-        if _accepts_kwarg(Gs, "take_ws"):
+        if Gs.accepts_kwarg("take_ws"):
             fixed_noise = _fixed_noise_kwargs(Gs)
 
             def to_w(z):

@@ -6,11 +6,9 @@ Everything streams in minibatches and writes each image as soon as it exists, so
 number of images does not grow host memory."""
 
 import colorsys
-import inspect
 import os
 
 import numpy as np
-import PIL.Image
 
 from dnnlib.util import UserError
 from training import misc
@@ -51,16 +49,6 @@ def parse_seeds(text):
 # A uniform view of the generator kinds.
 
 
-def _build_params(net):
-    # The keyword parameters of the network's build function: tells which noise switch and
-    # which latent options (take_ws / return_ws, StyleGAN2's return_dlatents) it has.
-    func = getattr(net, "_build_func", None)
-    try:
-        return set(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        return set()
-
-
 class GeneratorView:
     """Wraps Gs with the calls generation needs, whichever code base built it.
 
@@ -72,15 +60,15 @@ class GeneratorView:
         self.batch_size = max(int(batch_size), 1)
         self.z_shape = list(Gs.input_shapes[0][1:])
         self.c_dim = int(Gs.input_shapes[1][1]) if len(Gs.input_shapes) > 1 and Gs.input_shapes[1] else 0
-        top = _build_params(Gs)
-        syn = _build_params(Gs.components.synthesis) if "synthesis" in Gs.components else set()
-        self.ganformer = "take_ws" in top          # ours and official GANsformer (return_ws / take_ws)
+        nets = [Gs] + ([Gs.components.synthesis] if "synthesis" in Gs.components else [])
+        accepts = lambda name: any(net.accepts_kwarg(name) for net in nets)
+        self.ganformer = Gs.accepts_kwarg("take_ws")  # ours and official GANsformer (return_ws / take_ws)
         # Maps [B, k, L_att, N, H, W]; generators without attention give none or k = 0.
         maps_shape = Gs.output_shapes[1] if len(Gs.output_shapes) > 1 else None
         self.has_maps = bool(maps_shape) and len(maps_shape) == 6 and maps_shape[1] != 0 and maps_shape[2] != 0
-        if "noise_mode" in syn or "noise_mode" in top:
+        if accepts("noise_mode"):
             self._noise = {"const": dict(noise_mode="const"), "random": dict(noise_mode="random")}
-        elif "randomize_noise" in syn or "randomize_noise" in top:
+        elif accepts("randomize_noise"):
             self._noise = {"const": dict(randomize_noise=False), "random": dict(randomize_noise=True)}
         else:
             self._noise = {"const": {}, "random": {}}

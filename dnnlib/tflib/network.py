@@ -3,7 +3,7 @@ new inputs, cloned, averaged, run on numpy arrays over several devices, and pick
 official StyleGAN2 state format (REFERENCE.md §4).
 
 Pickles carry the full source of the module holding the build function. Official pickles
-carry TF-1 source (`import tensorflow as tf`, `tf.contrib.*` names, ...); the import handler
+carry TF-1 source (`import tensorflow as tf`, contrib modules, ...); the import handler
 `patch_tf1_source` below rewrites it to run on TF 2.x (REFERENCE.md §10.1), so loading them
 needs no manual edit.
 
@@ -139,14 +139,15 @@ def _contrib_batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0
 
 
 class _Namespace(types.SimpleNamespace):
-    """Attribute bag whose missing attributes name the TF-1 API that is not emulated."""
+    """Attribute bag standing for a TF-1 module below `tf` (path relative to it); a missing
+    attribute names the TF-1 API that is not emulated."""
 
     def __init__(self, path, **attrs):
         super().__init__(**attrs)
         self._path = path
 
     def __getattr__(self, name):
-        raise AttributeError(f"{self._path}.{name} is a TF-1 API that has no TF-2 emulation here")
+        raise AttributeError(f"tf.{self._path}.{name} is a TF-1 API that has no TF-2 emulation here")
 
 
 def _zero_bytes(*_args, **_kwargs):
@@ -162,10 +163,10 @@ class _TF1Compat(types.ModuleType):
         super().__init__("tf1_compat")
         self.VERSION = getattr(tf, "VERSION", None) or tf.version.VERSION
         self.contrib = _Namespace(
-            "tf.contrib",
-            layers=_Namespace("tf.contrib.layers", layer_norm=_contrib_layer_norm,
+            "contrib",
+            layers=_Namespace("contrib.layers", layer_norm=_contrib_layer_norm,
                               instance_norm=_contrib_instance_norm, batch_norm=_contrib_batch_norm),
-            memory_stats=_Namespace("tf.contrib.memory_stats", MaxBytesInUse=_zero_bytes,
+            memory_stats=_Namespace("contrib.memory_stats", MaxBytesInUse=_zero_bytes,
                                     BytesInUse=_zero_bytes, BytesLimit=_zero_bytes))
 
     def __getattr__(self, name):
@@ -371,6 +372,11 @@ class Network:
     @property
     def num_outputs(self) -> int:
         return len(self.output_templates)
+
+    def accepts_kwarg(self, name: str) -> bool:
+        """Whether the build function takes keyword `name` (e.g. noise_mode vs StyleGAN2's
+        randomize_noise): lets callers drive ours and official networks alike."""
+        return name in _function_params(self._build_func)
 
     def _call_build_func(self, inputs, is_template_graph, kwargs):
         kwargs = _rename_aliased_kwargs(self._build_func, kwargs)
