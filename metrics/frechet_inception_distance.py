@@ -1,6 +1,8 @@
 """Fréchet Inception Distance (Heusel et al. 2017; REFERENCE.md §7):
 ||mu_r - mu_f||² + Tr(S_r + S_f - 2 sqrtm(S_f S_r)) over Inception-v3 pool features."""
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -19,7 +21,14 @@ def frechet_distance(mu_real, sigma_real, mu_fake, sigma_fake):
     """FID from feature statistics; the real part of the matrix square root is kept, since
     round-off can leave a tiny imaginary component."""
     mean_term = np.square(mu_fake - mu_real).sum()
-    sqrt_prod, _err = scipy.linalg.sqrtm(np.dot(sigma_fake, sigma_real), disp=False)
+    with warnings.catch_warnings():
+        # Fewer images than feature dimensions make the covariances singular; sqrtm warns and
+        # can return NaN/inf there, so retry with a tiny ridge on both diagonals.
+        warnings.simplefilter("ignore")
+        sqrt_prod, _err = scipy.linalg.sqrtm(np.dot(sigma_fake, sigma_real), disp=False)
+        if not np.all(np.isfinite(sqrt_prod)):
+            ridge = np.eye(sigma_real.shape[0]) * 1e-6
+            sqrt_prod, _err = scipy.linalg.sqrtm(np.dot(sigma_fake + ridge, sigma_real + ridge), disp=False)
     return float(np.real(mean_term + np.trace(sigma_fake + sigma_real - 2 * sqrt_prod)))
 
 
