@@ -35,6 +35,7 @@ EXTRAS = {
     "kgan_max_same": ("kGAN", dict(merge_type="max", merge_same=True, merge_layer=2, g_architecture="resnet")),
     "kgan_leaves": ("kGAN", dict(merge_type="leaves", merge_layer=0, pos_type="trainable2d")),
     "kgan_sum": ("kGAN", dict(merge_type="sum", merge_layer=-1)),
+    "shared_mapping": ("ganformer", dict(mapping_shared_dim=20, mapping_ltnt2ltnt=False)),
 }
 
 
@@ -188,6 +189,27 @@ def test_networks_truncation(tf_session):
     np.testing.assert_allclose(ws_val, plain, atol=1e-5)
 
 
+def test_networks_shared_mapping_mixes_latents(tf_session):
+    """Per-latent mapping: changing latent 0's z moves only w_0. mapping_shared_dim maps the region
+    latents jointly: the same change moves every region w, and k latents come out (not k + 1)."""
+    rnd = np.random.RandomState(4)
+    z = rnd.randn(2, 4, 8).astype(np.float32)
+    z_other = z.copy()
+    z_other[:, 0] += 1.0
+    moved = {}
+    for name, extra in (("per_latent", {}), ("joint", dict(mapping_shared_dim=20))):
+        with tf.Graph().as_default(), tflib.create_session().as_default():
+            G = make_G(mapping_ltnt2ltnt=False, **extra)
+            pos, mask = np.zeros([3, 8], np.float32), np.ones([2, 1, 3], np.float32)   # unused without ltnt2ltnt
+            ws, ws_other = _map(G, z, pos, mask), _map(G, z_other, pos, mask)
+        assert ws.shape[:2] == (2, 4)
+        moved[name] = np.abs(ws - ws_other).max(axis=(0, 2, 3))                    # per latent
+        if extra:
+            assert [n for n in G.vars if n.endswith("inmap/weight")] and [n for n in G.vars if n.endswith("outmap/weight")]
+    assert moved["per_latent"][0] > 1e-3 and np.all(moved["per_latent"][1:] < 1e-6)
+    assert np.all(moved["joint"][:3] > 1e-4) and moved["joint"][3] < 1e-6          # the global latent stays apart
+
+
 def first_diff(a, b, axis):
     """Per sample, the first index along axis where a and b differ (len if none)."""
     other = tuple(i for i in range(1, a.ndim) if i != axis)
@@ -264,6 +286,7 @@ def test_presets_table_and_resolution():
     ("ganformer", dict(iterative=True, kmeans=False), "iterative: needs kmeans"),
     ("SAGAN", dict(resolution=16), "g_img2img"),
     ("ganformer", dict(integration="sum"), "integration"),
+    ("ganformer", dict(mapping_shared_dim=16), "mapping_shared_dim"),
     ("ganformer", dict(architecture="skip"), "give one"),
     ("ganformer", dict(num_heads=3, channel_max=32, channel_base=128, components_num=3, latent_size=24), "num_heads"),
 ])

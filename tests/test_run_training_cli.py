@@ -43,6 +43,19 @@ def test_help_lists_every_option(capsys):
         assert flag in text, flag
 
 
+def test_every_model_option_is_described():
+    """Each model flag's help is the comment beside its default in training/networks.py."""
+    from training import train_options
+    specs = {s.flags[0]: s.kwargs["help"] for s in train_options.cli_specs()}
+    g_names, d_names = train_options.model_option_names()
+    flags = ["--" + n.replace("_", "-") for n in g_names] + ["--d-" + n.replace("_", "-") for n in d_names]
+    undescribed = [f for f in flags if "model option (default" in specs[f]]
+    assert not undescribed
+    assert specs["--mapping-shared-dim"].startswith("G: >0: map all latents jointly")
+    assert specs["--d-mbstd-group-size"].startswith("D: Minibatch-stddev group")
+    assert specs["--d-pos-type"].startswith("D: sinus | linear")          # shared option, G's words
+
+
 def test_no_arguments_is_the_main_job(tmp_path, capsys):
     opts, out = _dry(tmp_path, capsys)
     assert opts["main_job"] and opts["dataset"] == "scenes" and opts["preset_name"] == "ganformer"

@@ -370,6 +370,7 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
               mapping_lrmul=0.01,         # Learning-rate multiplier of the MLP.
               mapping_nonlinearity="lrelu",  # Activation of the MLP.
               mapping_resnet=False,       # Residual MLP blocks (GANformer preset).
+              mapping_shared_dim=0,       # >0: map all latents jointly (flatten -> inmap -> MLP -> outmap), not one shared MLP per latent.
               mapping_ltnt2ltnt=False,    # Region latents self-attend before each block (needs global_latent).
               num_heads=1,                # Heads of that self-attention.
               use_pos=False,              # Add latent_pos embeddings in that self-attention.
@@ -411,9 +412,20 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
     outs = []
     if k > 0 or not global_latent:
         n_rows = k if global_latent else K
-        rows = tf.reshape(x[:, :n_rows], [-1, din])                              # [B*k, din], MLP shared over latents
-        rows = _mlp(rows, mapping_num_layers, width, mapping_lrmul, act, mapping_resnet, attend)
-        outs.append(tf.reshape(rows, [-1, n_rows, width]))                       # [B, k, width]
+        if mapping_shared_dim:
+            # Fix §10.2.6: the joint map ends in n_rows*width values reshaped to the n_rows latents
+            # (the official code reshaped (K-1)*D values into K latents).
+            joint = tf.reshape(x[:, :n_rows], [-1, n_rows * din])                # [B, k*din]
+            with tf.variable_scope("inmap"):
+                joint = dense_layer(joint, mapping_shared_dim, act="linear")
+            joint = _mlp(joint, mapping_num_layers, mapping_shared_dim, mapping_lrmul, act, mapping_resnet)
+            with tf.variable_scope("outmap"):
+                joint = dense_layer(joint, n_rows * width, act="linear")
+            outs.append(tf.reshape(joint, [-1, n_rows, width]))                  # [B, k, width]
+        else:
+            rows = tf.reshape(x[:, :n_rows], [-1, din])                          # [B*k, din], MLP shared over latents
+            rows = _mlp(rows, mapping_num_layers, width, mapping_lrmul, act, mapping_resnet, attend)
+            outs.append(tf.reshape(rows, [-1, n_rows, width]))                   # [B, k, width]
     if global_latent:
         with tf.variable_scope("global"):
             g = _mlp(x[:, -1], mapping_num_layers, width, mapping_lrmul, act, mapping_resnet)   # [B, width]
@@ -459,7 +471,7 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
                 ratio=1.0,                # Height / width; 4 * ratio must be an integer.
                 num_channels=3,           # Image channels.
                 channel_base=16 << 10,    # C(res) = min(channel_base / 2^(res-1), channel_max).
-                channel_max=512,
+                channel_max=512,          # Most channels of any layer.
                 architecture="skip",      # orig | skip | resnet.
                 resample_kernel=(1, 3, 3, 1),  # FIR filter of up/down-sampling.
                 fused_modconv=True,       # Modulated conv as one grouped conv.

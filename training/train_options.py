@@ -3,8 +3,10 @@ model presets from training/presets.py, validation, the run name, and the transl
 training_loop() arguments. Kept apart from the CLI so tests and bench scripts reuse it."""
 
 import argparse
+import inspect
 import json
 import os
+import re
 
 import dnnlib
 from dnnlib.util import EasyDict, UserError
@@ -147,19 +149,33 @@ def cli_specs():
     specs.append(EasyDict(flags=["--baseline"], kwargs=dict(
         choices=BASELINE_CHOICES, default=None, help="A baseline: " + ", ".join(BASELINE_CHOICES))))
     g_names, d_names = model_option_names()
-    defaults = {}
+    defaults, g_help = {}, {}
     for func in (networks.G_mapping, networks.G_synthesis, networks.Generator):
-        defaults.update({n: p.default for n, p in __import__("inspect").signature(func).parameters.items()})
+        defaults.update({n: p.default for n, p in inspect.signature(func).parameters.items()})
+        g_help.update(_signature_comments(func))
     for name in g_names:
         specs.append(EasyDict(flags=["--" + name.replace("_", "-")], kwargs=dict(
             type=_literal, default=None, metavar="", dest=name,
-            help="G model option (default: preset, else %r)" % (defaults.get(name),))))
-    d_defaults = {n: p.default for n, p in __import__("inspect").signature(networks.Discriminator).parameters.items()}
+            help="G: %s (default: preset, else %r)" % (g_help.get(name, "model option"), defaults.get(name)))))
+    d_defaults = {n: p.default for n, p in inspect.signature(networks.Discriminator).parameters.items()}
+    d_help = dict(g_help, **_signature_comments(networks.Discriminator))   # shared options keep G's text
     for name in d_names:
         specs.append(EasyDict(flags=["--d-" + name.replace("_", "-")], kwargs=dict(
             type=_literal, default=None, metavar="", dest="d_" + name,
-            help="D model option (default: preset, else %r)" % (d_defaults.get(name),))))
+            help="D: %s (default: preset, else %r)" % (d_help.get(name, "model option"), d_defaults.get(name)))))
     return specs
+
+
+def _signature_comments(func):
+    """{option: its trailing comment} from a build function's signature, so -h explains each
+    model option in the words written beside its default (one place to keep them)."""
+    head = inspect.getsource(func).split('"""', 1)[0]
+    found = {}
+    for line in head.splitlines():
+        match = re.match(r"\s*(?:def \w+\()?(?:.*,\s*)?(\w+)=[^#]*#\s*(.+)$", line)
+        if match:
+            found[match.group(1)] = match.group(2).strip().rstrip(".").replace("%", "%%")
+    return found
 
 
 def _show(value):
