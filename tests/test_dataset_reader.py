@@ -7,6 +7,7 @@ import os
 import numpy as np
 import PIL.Image
 import pytest
+import tensorflow.compat.v1 as tf
 
 import dnnlib
 import dataset_tool
@@ -121,6 +122,29 @@ def test_mirror_augment_flips_about_half(tmp_path, tf_session):
     flipped = np.array([np.array_equal(g, orig[:, :, ::-1]) for g in got])
     assert np.all(same ^ flipped)  # Every image is the original or its mirror, never both.
     assert 140 <= flipped.sum() <= 260  # Binomial(400, 0.5): mean 200, sd 10.
+
+
+def test_buffers_hold_at_most_one_pass(tmp_path, tf_session):
+    """Default shuffle_mb / prefetch_mb on a 20-image dataset: the shuffle and prefetch buffers
+    hold at most 20 images (5 with max_images=5), not 4 GiB / 2 GiB of repeated images."""
+    from training.scenes import create_scenes
+    out = str(tmp_path / "scenes")
+    create_scenes(out, num_images=20, resolution=16, seed=1, verbose=False)
+
+    def buffer_sizes(**kwargs):
+        graph = tf.Graph()
+        with graph.as_default():
+            dataset_mod.TFRecordDataset(out, **kwargs)
+            ops = [op for op in graph.get_operations() if op.type.startswith(("PrefetchDataset", "ShuffleDataset"))]
+            with tf.Session(graph=graph) as sess:
+                return {(op.type.rstrip("V0123456789"), int(sess.run(op.inputs[1]))) for op in ops}, len(ops)
+
+    sizes, count = buffer_sizes(resolution=16)
+    assert count >= 2 and sizes == {("PrefetchDataset", 20), ("ShuffleDataset", 20)}   # every level
+    sizes, _ = buffer_sizes(resolution=16, max_images=5)
+    assert sizes == {("PrefetchDataset", 5), ("ShuffleDataset", 5)}
+    sizes, _ = buffer_sizes(resolution=16, prefetch_mb=0, shuffle_mb=0)
+    assert sizes == set()
 
 
 def test_reader_errors(tmp_path):

@@ -134,12 +134,16 @@ class TFRecordDataset:
         dset = dset.map(parse, num_parallel_calls=num_threads)
         dset = tf.data.Dataset.zip((dset, labels_ds))
         bytes_per_item = int(np.prod(shape))
+        # Buffers never hold more than one pass of the data: after repeat() a 2 GiB prefetch of a
+        # small dataset would otherwise fill with the same images over and over.
+        known = [n for n in (self.num_images_total, max_images) if n is not None]
+        items = lambda mb: min([((mb << 20) - 1) // bytes_per_item + 1] + known)
         if shuffle_mb > 0:
-            dset = dset.shuffle(((shuffle_mb << 20) - 1) // bytes_per_item + 1, seed=self._seed)
+            dset = dset.shuffle(items(shuffle_mb), seed=self._seed)
         if repeat:
             dset = dset.repeat()
         if prefetch_mb > 0:
-            dset = dset.prefetch(((prefetch_mb << 20) - 1) // bytes_per_item + 1)
+            dset = dset.prefetch(items(prefetch_mb))
         dset = dset.batch(self._tf_minibatch_in)
         if self.mirror_augment:
             dset = dset.map(self._mirror)
