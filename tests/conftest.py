@@ -17,6 +17,8 @@ def tf_session():
 
     graph = tf.Graph()
     with graph.as_default():
+        # Seeded, so a failure reproduces on the next run instead of coming and going with the init.
+        tf.set_random_seed(1234)
         session = tflib.create_session()
         with session.as_default():
             yield session

@@ -627,7 +627,11 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
             if merge_type == "sum":
                 wts = tf.ones([batch, K, 1, h, w])
             else:
-                s = bias_act(conv2d(x, 1, 1))                                     # [B*K, 1, h, w]
+                s = conv2d(x, 1, 1)                                               # [B*K, 1, h, w]
+                if merge_type == "leaves":
+                    # softmax and max are unchanged by a shift shared by all K scores, so a bias
+                    # there would be a variable with zero gradient; the sigmoid alphas are not.
+                    s = bias_act(s)
                 s = tf.reshape(s, [-1, K, 1, h, w])                               # [B, K, 1, h, w]
                 if merge_same:
                     s = tf.reduce_mean(s, axis=[3, 4], keepdims=True)
