@@ -39,7 +39,9 @@ def np_attention(v, frm, to, fpos, tpos, mask, integration, norm, kmeans, iters)
     val = heads(np_dense(to, v["weight_value"], v["bias_value"]))          # [B, N, T, H]
     bias = (1 - mask)[:, :, None, :] * -10000.0                             # [B, 1, 1, T]
     if not kmeans:
-        k = np_dense(to, v["weight_key"], v["bias_key"]) + np_dense(tpos, v["weight_to_pos"], v["bias_to_pos"])
+        # The layer has no key biases; an arbitrary one here must not change the probabilities.
+        key_bias = np.random.RandomState(11).randn(DIM) * 3
+        k = np_dense(to, v["weight_key"], key_bias) + np_dense(tpos, v["weight_to_pos"], 0.0)
         p = np_softmax(heads(q) @ heads(k).transpose(0, 1, 3, 2) / np.sqrt(H) + bias)
     else:
         e = np.concatenate([heads(q0), heads(np.broadcast_to(pos_q, q0.shape))], axis=-1)   # [B, N, F, 2H]
@@ -81,6 +83,7 @@ def test_attention_layer_matches_numpy(tf_session, integration, norm, kmeans, it
             kmeans_iters=iters)
     variables = {v.name[len("test/AttLayer_x/"):-2]: v for v in tf.global_variables()}
     assert ("weight_key" in variables) != kmeans and ("weight_to_pos" in variables) != kmeans
+    assert "bias_key" not in variables and "bias_to_pos" not in variables
     tf_session.run(tf.global_variables_initializer())
     # Non-trivial st_weights and biases, so a skipped term changes the result.
     tflib.set_vars({var: rnd.randn(*var.shape.as_list()).astype(np.float32) for var in variables.values()})

@@ -90,11 +90,11 @@ def dense_layer(x, fmaps, act="linear", lrmul=1.0, name=None, gain=1.0, use_bias
     return bias_act(x, act, lrmul, bias_var="bias" + suffix) if use_bias else x
 
 
-def dense_tokens(x, fmaps, name, act="linear", lrmul=1.0):
+def dense_tokens(x, fmaps, name, act="linear", lrmul=1.0, use_bias=True):
     """[B, T, Din] -> [B, T, fmaps] with one weight shared over tokens (T static); name None
     gives plain weight / bias variables."""
     T, din = x.shape.as_list()[1:]
-    y = dense_layer(tf.reshape(x, [-1, din]), fmaps, act=act, lrmul=lrmul, name=name)   # [B*T, fmaps]
+    y = dense_layer(tf.reshape(x, [-1, din]), fmaps, act=act, lrmul=lrmul, name=name, use_bias=use_bias)
     return tf.reshape(y, [-1, T, fmaps])
 
 
@@ -267,9 +267,11 @@ def attention_layer(from_tensor, to_tensor, dim, name, from_pos=None, to_pos=Non
             q += dense_tokens(from_pos[np.newaxis], dim, "from_pos")            # + [1, F, dim]
         v = split_heads(dense_tokens(to_tensor, dim, "value"), T)               # [B, N, T, H]
         if not kmeans:
-            k = dense_tokens(to_tensor, dim, "key")                             # [B, T, dim]
+            # No key biases: a bias b shared by every key adds q.b to a whole row of scores,
+            # which the softmax over keys cancels (its gradient is zero).
+            k = dense_tokens(to_tensor, dim, "key", use_bias=False)             # [B, T, dim]
             if to_pos is not None:
-                k += dense_tokens(to_pos[np.newaxis], dim, "to_pos")
+                k += dense_tokens(to_pos[np.newaxis], dim, "to_pos", use_bias=False)
             scores = tf.matmul(split_heads(q, F), split_heads(k, T), transpose_b=True)   # [B, N, F, T]
             probs = attention_dropout_fn(masked_softmax(scores / np.sqrt(H), mask), attention_dropout)
         else:
