@@ -192,10 +192,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args) or 0
-    except dnnlib.UserError as e:
-        print("dataset_tool %s: error: %s" % (args.command, e), file=sys.stderr)
-        return 1
+        return dnnlib.util.run_cli(args.func, args, prefix="dataset_tool %s: error" % args.command)
     except KeyboardInterrupt:
         print("dataset_tool %s: interrupted; no output was left behind" % args.command, file=sys.stderr)
         return 130

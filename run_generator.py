@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import UserError
+from dnnlib.util import UserError, run_cli
 
 
 def _common(parser, seeds=True):
@@ -96,11 +96,9 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except UserError as error:
-        print("run_generator.py %s: error: %s" % (args.command, error), file=sys.stderr)
-        sys.exit(1)
+    code = run_cli(run, args, prefix="run_generator.py %s: error" % args.command)
+    if code:
+        sys.exit(code)   # As argparse does for bad arguments.
 
 
 if __name__ == "__main__":

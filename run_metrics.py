@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import UserError
+from dnnlib.util import ArgumentParser, UserError, run_cli
 
 _EPILOG = """metrics: %s
 Feature networks: --metric-nets-dir DIR (or $DNNLIB_METRIC_NETS_DIR) holds inception_v3_features.pkl,
@@ -21,17 +21,10 @@ and are NOT comparable to Inception-based numbers.
 Results are appended to <result-dir>/metric-<name>.txt (default: the snapshot's directory)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors become one UserError line (exit 1)."""
-
-    def error(self, message):
-        raise UserError("run_metrics.py: %s (see --help)" % message)
-
-
 def build_parser():
     from metrics.metric_defaults import metric_defaults
-    parser = _Parser(description=__doc__.split("\n\n")[0], epilog=_EPILOG % ", ".join(metric_defaults),
-                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = ArgumentParser(prog="run_metrics.py", description=__doc__.split("\n\n")[0],
+                            epilog=_EPILOG % ", ".join(metric_defaults), formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--network", required=True, help="Network pickle: path or URL (ours or official)")
     parser.add_argument("--metrics", default="fid50k", help="Comma-separated metric names (default: %(default)s)")
     parser.add_argument("--data-dir", default=None, help="Directory holding the datasets")
@@ -82,13 +75,7 @@ def run(args):
 
 
 def main(argv=None):
-    try:
-        args = build_parser().parse_args(argv)
-        run(args)
-    except UserError as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 1
-    return 0
+    return run_cli(lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # Before TensorFlow loads: h
 
 import dnnlib
 import dnnlib.submission
-from dnnlib.util import UserError
+from dnnlib.util import ArgumentParser, UserError, run_cli
 from training import snapshot
 from training import train_options
 
@@ -27,32 +27,19 @@ _EPILOG = """presets: --ganformer-default (the released GANsformer), --gansforme
 Reruns continue the latest run of the same name (--restart starts a new one)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse whose errors become one UserError line (exit 1) instead of usage + exit 2."""
-
-    def error(self, message):
-        raise UserError("run_training.py: %s (see --help)" % message)
-
-
 def build_parser():
-    parser = _Parser(description=__doc__.split("\n\n")[0], epilog=_EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = ArgumentParser(prog="run_training.py", description=__doc__.split("\n\n")[0], epilog=_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     for spec in train_options.cli_specs():
         parser.add_argument(*spec.flags, **spec.kwargs)
     return parser
 
 
 def main(argv=None):
-    try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        given = {k: v for k, v in vars(args).items() if v is not None}
-        opts = train_options.resolve(given)
-        run(opts)
-    except UserError as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 1
-    return 0
+    def parse_and_run():
+        args = build_parser().parse_args(argv)
+        run(train_options.resolve({k: v for k, v in vars(args).items() if v is not None}))
+    return run_cli(parse_and_run)
 
 
 def run(opts):

@@ -1,5 +1,6 @@
 """Miscellaneous utilities shared by the whole code base (no TensorFlow here)."""
 
+import argparse
 import glob
 import hashlib
 import importlib
@@ -46,6 +47,24 @@ class UserError(Exception):
 
     Command-line tools catch it once in main(), print its message as one line and exit 1.
     Programmer errors stay asserts."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors (unknown option, bad value) become one UserError line and exit 1,
+    as every other bad input, instead of the usage text and exit 2."""
+
+    def error(self, message):
+        raise UserError("%s: %s (see --help)" % (self.prog, message))
+
+
+def run_cli(func, *args, prefix="error", **kwargs):
+    """A command-line tool's work: func's return value (None -> 0) as the exit code, or, for a
+    UserError, one line `<prefix>: <message>` on stderr and exit code 1."""
+    try:
+        return func(*args, **kwargs) or 0
+    except UserError as err:
+        print("%s: %s" % (prefix, err), file=sys.stderr)
+        return 1
 
 
 # ------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ colour-shape pairs present, object centres on a 4x4 grid. Scenes come from a dat
 directory written by `dataset_tool.py create_scenes` (images + labels) or are rendered with
 a seed disjoint from the main job's (123), so held-out evaluation data stays unseen."""
 
-import argparse
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ import tensorflow.compat.v1 as tf
 
 import dnnlib
 import dnnlib.tflib as tflib
-from dnnlib.util import UserError
+from dnnlib.util import ArgumentParser, UserError, run_cli
 from metrics import scene_features
 from training import misc, scenes
 
@@ -140,13 +139,8 @@ def train(args):
     return acc
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # One UserError line and exit 1, as the other tools.
-        raise UserError("train_scene_classifier.py: %s (see --help)" % message)
-
-
 def main(argv=None):
-    parser = _Parser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="train_scene_classifier.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.path.join("metrics", "data", "scenes_classifier.pkl"))
     parser.add_argument("--dataset-dir", default=None, help="A create_scenes dataset (default: render scenes)")
     parser.add_argument("--num-images", type=int, default=20000, help="Scenes to train on (5%% held out)")
@@ -155,15 +149,13 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lrate", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=1000, help="Render / init seed (not the main job's 123)")
-    try:
+
+    def parse_and_train():
         args = parser.parse_args(argv)
         if args.num_images < 40 or args.steps < 1:
             raise UserError("--num-images must be >= 40 and --steps >= 1")
         train(args)
-    except UserError as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 1
-    return 0
+    return run_cli(parse_and_train)
 
 
 if __name__ == "__main__":

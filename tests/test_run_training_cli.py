@@ -51,7 +51,7 @@ def test_every_model_option_is_described():
     flags = ["--" + n.replace("_", "-") for n in g_names] + ["--d-" + n.replace("_", "-") for n in d_names]
     undescribed = [f for f in flags if "model option (default" in specs[f]]
     assert not undescribed
-    assert specs["--mapping-shared-dim"].startswith("G: >0: map all latents jointly")
+    assert specs["--mapping-shared-dim"].startswith("G: >0: map the latents jointly")
     assert specs["--d-mbstd-group-size"].startswith("D: Minibatch-stddev group")
     assert specs["--d-pos-type"].startswith("D: sinus | linear")          # shared option, G's words
 

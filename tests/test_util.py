@@ -104,3 +104,25 @@ def test_easydict_and_user_error():
     with pytest.raises(AttributeError):
         d.missing
     assert issubclass(util.UserError, Exception)
+
+
+def test_run_cli_and_argument_parser(capsys):
+    """UserErrors (a bad option included) become one stderr line and exit code 1; a normal
+    return passes through, None as 0; other exceptions are not swallowed."""
+    parser = util.ArgumentParser(prog="tool.py")
+    parser.add_argument("--n", type=int, default=1)
+
+    def work(argv):
+        n = parser.parse_args(argv).n
+        if n < 0:
+            raise util.UserError("--n %d: must be >= 0" % n)
+        return n or None
+
+    assert util.run_cli(work, ["--n", "3"]) == 3 and util.run_cli(work, []) == 1 and util.run_cli(work, ["--n", "0"]) == 0
+    capsys.readouterr()
+    assert util.run_cli(work, ["--n", "-2"], prefix="tool.py: error") == 1
+    assert capsys.readouterr().err == "tool.py: error: --n -2: must be >= 0\n"
+    assert util.run_cli(work, ["--bogus"]) == 1
+    assert capsys.readouterr().err == "error: tool.py: unrecognized arguments: --bogus (see --help)\n"
+    with pytest.raises(ZeroDivisionError):
+        util.run_cli(lambda: 1 / 0)

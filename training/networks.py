@@ -372,7 +372,7 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
               mapping_lrmul=0.01,         # Learning-rate multiplier of the MLP.
               mapping_nonlinearity="lrelu",  # Activation of the MLP.
               mapping_resnet=False,       # Residual MLP blocks (GANformer preset).
-              mapping_shared_dim=0,       # >0: map all latents jointly (flatten -> inmap -> MLP -> outmap), not one shared MLP per latent.
+              mapping_shared_dim=0,       # >0: map the latents jointly at this width (inmap -> MLP -> outmap).
               mapping_ltnt2ltnt=False,    # Region latents self-attend before each block (needs global_latent).
               num_heads=1,                # Heads of that self-attention.
               use_pos=False,              # Add latent_pos embeddings in that self-attention.

@@ -113,7 +113,7 @@ def _check(gkw, dkw):
         raise err("kgan: k-GAN and transformer cannot be combined")
     if g("mapping_shared_dim") and g("mapping_ltnt2ltnt"):
         raise err("mapping_shared_dim: maps the latents jointly, so mapping_ltnt2ltnt has no separate latents to attend over")
-    if g("mapping_shared_dim") < 0:
+    if (g("mapping_shared_dim") or 0) < 0:
         raise err("mapping_shared_dim: %r must be 0 (off) or a positive width" % g("mapping_shared_dim"))
     if g("iterative") and not g("kmeans"):
         raise err("iterative: needs kmeans=True")
