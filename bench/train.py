@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
-import dnnlib  # noqa: E402
 import dnnlib.tflib as tflib  # noqa: E402
 from training import loss as loss_lib  # noqa: E402
 from training import presets  # noqa: E402

@@ -14,7 +14,7 @@ import dnnlib
 import dnnlib.tflib as tflib
 import metrics_nets
 from metrics import metric_base, metric_defaults
-from metrics.frechet_inception_distance import feature_stats, frechet_distance
+from metrics.frechet_inception_distance import feature_stats
 
 NUM_REALS = 40
 RES = 8

@@ -103,7 +103,7 @@ def test_resume_restores_optimizer_state_counters_and_networks(tmp_path):
     run_dir = str(tmp_path / "run")
     os.makedirs(run_dir)
     with tf.Graph().as_default(), tflib.create_session().as_default():
-        first = training_loop(run_dir=run_dir, **runner.loop_kwargs(dataset, 2))
+        training_loop(run_dir=run_dir, **runner.loop_kwargs(dataset, 2))
     net_path, state_path = snapshot.latest_resumable(run_dir)
     state = snapshot.load_state(state_path)
     adam = {k: v for k, v in state["tf_vars"].items() if re.search(r"/Train[GD]_opt0(_1)?:0$", k)}  # Adam m, v

@@ -7,7 +7,6 @@ import os
 import time
 
 import numpy as np
-import pytest
 import tensorflow.compat.v1 as tf
 
 import dnnlib

@@ -402,14 +402,13 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
             x = dense_tokens(x, width, None, act="linear")                          # [B, K, width]
     din = x.shape.as_list()[2]
 
-    attend = None
-    if mapping_ltnt2ltnt and k > 0:
-        def attend(rows, i):                                                      # rows [B*k, width]
-            t = tf.reshape(rows, [-1, k, rows.shape.as_list()[1]])                # [B, k, width]
-            pos = latent_pos if use_pos else None
-            t, _, _ = attention_layer(t, t, t.shape.as_list()[2], str(i), from_pos=pos, to_pos=pos,
-                                      mask=component_mask, num_heads=num_heads, attention_dropout=attention_dropout)
-            return tf.reshape(t, [-1, t.shape.as_list()[2]])
+    def attend_latents(rows, i):                                              # rows [B*k, width]
+        t = tf.reshape(rows, [-1, k, rows.shape.as_list()[1]])                    # [B, k, width]
+        pos = latent_pos if use_pos else None
+        t, _, _ = attention_layer(t, t, t.shape.as_list()[2], str(i), from_pos=pos, to_pos=pos,
+                                  mask=component_mask, num_heads=num_heads, attention_dropout=attention_dropout)
+        return tf.reshape(t, [-1, t.shape.as_list()[2]])
+    attend = attend_latents if mapping_ltnt2ltnt and k > 0 else None
 
     outs = []
     if k > 0 or not global_latent:

@@ -8,7 +8,6 @@ import json
 import os
 import re
 
-import dnnlib
 from dnnlib.util import EasyDict, UserError
 
 EMBEDDED_DATASET = "scenes"
@@ -134,7 +133,7 @@ def model_option_names():
 def cli_specs():
     """argparse specs: the training flags, the presets and every model option. All
     defaults are None here so resolve() can tell typed options from defaults."""
-    from training import presets, networks
+    from training import networks
     specs = []
     for flag, typ, default, text in TRAIN_FLAGS:
         kwargs = dict(type=typ, default=None, help="%s (default: %s)" % (text, _show(default)), metavar="")
