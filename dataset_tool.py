@@ -18,7 +18,7 @@ def _add_convert_options(p, resolution=None, ratio_mode="native"):
                    help="height/width of the kept content, e.g. 0.5 for Cityscapes (centre crop; default 1)")
     g.add_argument("--ratio-mode", choices=["native", "pad"], default=ratio_mode,
                    help="native: true HxW records (H = ratio*W, rounded to a multiple of W/4); pad: padded black "
-                        "squares as the official GANformer (default: %(default)s)")
+                        "squares as the official GANsformer (default: %(default)s)")
     g.add_argument("--channels", type=int, choices=[1, 3], default=None,
                    help="convert every image to 1 (gray) or 3 (RGB) channels (default: the first image's)")
     g.add_argument("--max-images", type=int, default=None, help="stop after this many images")
@@ -34,7 +34,7 @@ def _add_convert_options(p, resolution=None, ratio_mode="native"):
 
 
 def _convert_opts(args, **overrides):
-    from training.dataset_convert import ConvertOptions
+    from training.data.convert import ConvertOptions
     if args.resolution is not None and (args.resolution < 4 or args.resolution & (args.resolution - 1)):
         raise dnnlib.UserError("--resolution %d is not a power of two >= 4" % args.resolution)
     if args.ratio is not None and not 0 < args.ratio <= 1:
@@ -51,8 +51,8 @@ def _convert_opts(args, **overrides):
 
 
 def cmd_convert(args):
-    from training import image_sources as src
-    from training.dataset_convert import convert
+    from training.data import sources as src
+    from training.data.convert import convert
     opts = _convert_opts(args)
     c = args.command
     if c == "create_from_images":
@@ -77,13 +77,13 @@ def cmd_convert(args):
 
 
 def cmd_catalog(args):
-    from training import dataset_catalog
-    dataset_catalog.prepare(args.command[len("create_"):], args.tfrecord_dir, args.src, args.download,
+    from training.data import catalog
+    catalog.prepare(args.command[len("create_"):], args.tfrecord_dir, args.src, args.download,
                             _convert_opts(args))
 
 
 def cmd_scenes(args):
-    from training.scenes import create_scenes
+    from training.data.scenes import create_scenes
     if args.num_images < 1 or args.shards < 1:
         raise dnnlib.UserError("--num-images and --shards must be >= 1")
     if args.resolution < 4 or args.resolution & (args.resolution - 1):
@@ -96,7 +96,7 @@ def cmd_scenes(args):
 
 
 def cmd_inspect(args):
-    from training import dataset_inspect as insp
+    from training.data import inspection as insp
     if args.command == "info":
         insp.info(args.tfrecord_dir)
     elif args.command == "display":

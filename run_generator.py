@@ -16,6 +16,34 @@ import sys
 from dnnlib.util import UserError, run_cli
 
 
+def parse_int_list(text, what="--seeds"):
+    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (ranges inclusive, order kept)."""
+    values = []
+    for part in str(text).split(","):
+        part = part.strip()
+        try:
+            if "-" in part[1:]:
+                lo, hi = part.split("-", 1) if not part.startswith("-") else (None, None)
+                lo, hi = int(lo), int(hi)
+                if hi < lo:
+                    raise UserError("%s: range '%s' runs backwards; write it as %d-%d" % (what, part, hi, lo))
+                values.extend(range(lo, hi + 1))
+            else:
+                values.append(int(part))
+        except (TypeError, ValueError):
+            raise UserError("%s: '%s' is not a number or a range like 0-99 (in '%s')" % (what, part, text))
+    if any(v < 0 for v in values):
+        raise UserError("%s: negative values are not allowed (in '%s')" % (what, text))
+    return values
+
+
+def parse_seeds(text):
+    seeds = parse_int_list(text, "--seeds")
+    if any(seed >= 2 ** 32 for seed in seeds):
+        raise UserError("--seeds: seeds must be below 2^32 (in '%s')" % text)
+    return seeds
+
+
 def _common(parser, seeds=True):
     parser.add_argument("--network", required=True, help="network pickle: path or URL")
     if seeds:
@@ -67,11 +95,13 @@ def run(args):
 
     if args.batch_size < 1:
         raise UserError("--batch-size: must be at least 1, not %d" % args.batch_size)
-    seeds = generation.parse_seeds(args.seeds) if getattr(args, "seeds", None) is not None else None
+    if not 0 < args.ratio <= 1:
+        raise UserError("--ratio: %r must be in (0, 1] (height / width of the saved images)" % args.ratio)
+    seeds = parse_seeds(args.seeds) if getattr(args, "seeds", None) is not None else None
     if args.command == "style-mixing-example":
-        row_seeds = generation.parse_int_list(args.row_seeds, "--row-seeds")
-        col_seeds = generation.parse_int_list(args.col_seeds, "--col-seeds")
-        col_styles = generation.parse_int_list(args.col_styles, "--col-styles")
+        row_seeds = parse_int_list(args.row_seeds, "--row-seeds")
+        col_seeds = parse_int_list(args.col_seeds, "--col-seeds")
+        col_styles = parse_int_list(args.col_styles, "--col-styles")
     if not (args.network.startswith(("http://", "https://", "file://")) or os.path.isfile(args.network)):
         raise UserError("--network: no such file '%s'" % args.network)
 

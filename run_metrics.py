@@ -1,5 +1,5 @@
 """Evaluate metrics (FID, IS, precision/recall, PPL, KID, the offline scene metrics) on a
-network snapshot of ours or an official StyleGAN2 / GANformer pickle.
+network snapshot of ours or an official StyleGAN2 / GANsformer pickle.
 
     python run_metrics.py --network results/00000-scenes/network-snapshot-000100.pkl \\
         --metrics fid_scenes,pr_scenes --data-dir datasets --dataset scenes
@@ -44,8 +44,7 @@ def build_parser():
 
 
 def run(args):
-    import dnnlib  # Imported here so that --help and argument errors stay fast.
-    from metrics import metric_defaults
+    from metrics import metric_base, metric_defaults  # Imported here so that --help stays fast.
 
     kwargs_list = metric_defaults.get_metric_kwargs(args.metrics, num_images=args.num_images)
     if args.gpus < 1:
@@ -67,11 +66,11 @@ def run(args):
         result_dir = os.path.dirname(os.path.abspath(args.network))
 
     print("Evaluating %s on %s" % (", ".join(k.name for k in kwargs_list), args.network))
-    for kwargs in kwargs_list:
-        metric = dnnlib.util.call_func_by_name(**kwargs)
-        metric.run(args.network, run_dir=result_dir, data_dir=args.data_dir, dataset_args=dataset_args,
-                   mirror_augment=args.mirror_augment, num_gpus=args.gpus, Gs_kwargs=Gs_kwargs, ratio=args.ratio,
-                   cache_dir=args.cache_dir, nets_dir=args.metric_nets_dir, verbose=True)
+    metric_base.evaluate_metrics(args.metrics, args.network, num_images=args.num_images, run_dir=result_dir,
+                                 data_dir=args.data_dir, dataset_args=dataset_args,
+                                 mirror_augment=args.mirror_augment, num_gpus=args.gpus, Gs_kwargs=Gs_kwargs,
+                                 ratio=args.ratio, cache_dir=args.cache_dir, nets_dir=args.metric_nets_dir,
+                                 verbose=True)
 
 
 def main(argv=None):

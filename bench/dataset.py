@@ -32,7 +32,7 @@ def _quiet(fn, *args, **kwargs):
 
 
 def bench_conversion(tmp, res, n, storage):
-    from training.scenes import create_scenes, render_scenes
+    from training.data.scenes import create_scenes, render_scenes
     import dataset_tool
     out = os.path.join(tmp, "scenes%d%s" % (res, storage))
     t = time.time()
@@ -103,7 +103,7 @@ def main():
             for n in counts:
                 out = os.path.join(tmp, "rss%d" % n)
                 rss["create_scenes_%d" % n] = peak_rss_mib(["create_scenes", out, "--num-images", str(n)])
-                from training.scenes import render_scenes
+                from training.data.scenes import render_scenes
                 npy = os.path.join(tmp, "rss%d.npy" % n)
                 np.save(npy, np.concatenate([render_scenes(min(1000, n - i), 64, seed=[0, i])[0]
                                              for i in range(0, n, 1000)]))

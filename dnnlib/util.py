@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import inspect
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -40,6 +41,48 @@ def apply_umask_mode(fd: int) -> None:
     mask = os.umask(0)
     os.umask(mask)
     os.fchmod(fd, 0o666 & ~mask)
+
+
+def _fsync_dir(dirname: str) -> None:
+    # Make a rename durable (after a power loss the directory entry could otherwise be the old one).
+    try:
+        fd = os.open(dirname, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # Some file systems cannot fsync a directory.
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, write_func, mode: str = "wb") -> str:
+    """Write a file so that nothing half-written ever carries its name: `write_func(file)`
+    fills a temporary `.<name>.tmp-XXXX` beside `path` (mode "wb" or "w"), which is flushed,
+    fsynced and renamed into place, and the directory is fsynced. The file gets the mode
+    open() would give (umask). Any exception from write_func removes the temporary and leaves
+    an existing file untouched. Creates the directory if missing; returns path."""
+    directory, basename = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, temp_path = tempfile.mkstemp(prefix=f".{basename[:200]}.tmp-", dir=directory)  # Within NAME_MAX.
+    apply_umask_mode(fd)
+    try:
+        with os.fdopen(fd, mode) as file:
+            write_func(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_path, path)
+    finally:
+        if os.path.exists(temp_path):
+            os.remove(temp_path)
+    _fsync_dir(directory)
+    return path
+
+
+def atomic_write_pickle(obj: Any, path: str) -> str:
+    """Pickle obj (highest protocol) to path with atomic_write."""
+    return atomic_write(path, lambda file: pickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class UserError(Exception):
@@ -430,30 +473,23 @@ def _describe_request_error(error: Exception) -> str:
 def _store(chunks, response, url, cache_dir, url_md5, md5, expected_length) -> str:
     name = _content_disposition_name(response) or _url_file_name(url)
     final_path = os.path.join(cache_dir, f"{url_md5}_{name}")
-    os.makedirs(cache_dir, exist_ok=True)
-    fd, temp_path = tempfile.mkstemp(prefix=f".tmp-{url_md5}-", dir=cache_dir)
-    apply_umask_mode(fd)
-    digest = hashlib.md5()
-    size = 0
-    try:
-        with os.fdopen(fd, "wb") as f:
-            try:
-                for chunk in chunks:
-                    f.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-            except requests.exceptions.RequestException as error:
-                raise _RetryableError(_describe_request_error(error)) from error
+
+    def write(f):  # Raising here (broken transfer, bad checksum) leaves nothing in the cache.
+        digest = hashlib.md5()
+        size = 0
+        try:
+            for chunk in chunks:
+                f.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+        except requests.exceptions.RequestException as error:
+            raise _RetryableError(_describe_request_error(error)) from error
         if expected_length is not None and size != expected_length:
             raise _RetryableError(f"transfer broke off after {size} of {expected_length} bytes")
         if md5 is not None and digest.hexdigest() != md5.lower():
             raise UserError(f"Checksum mismatch for {url}: expected md5 {md5.lower()}, got {digest.hexdigest()}"
                             f"; the file may be corrupt or have changed on the server")
-        os.replace(temp_path, final_path)
-    finally:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-    return final_path
+    return atomic_write(final_path, write)
 
 
 def open_url(url: str, cache_dir: Optional[str] = None, num_attempts: int = 10, verbose: bool = True,

@@ -11,7 +11,6 @@ import os
 import pickle
 import sys
 import time
-import uuid
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -19,6 +18,7 @@ import tensorflow.compat.v1 as tf
 import dnnlib
 import dnnlib.tflib as tflib
 from dnnlib.util import UserError
+from training.visuals import crop_to_ratio
 
 #----------------------------------------------------------------------------
 # Feature networks: a local directory (option or environment variable), the shipped
@@ -89,53 +89,13 @@ def format_count(n):
     return "%dk" % (n // 1000) if n % 1000 == 0 and n >= 1000 else "%d" % n
 
 
-def ratio_rows(height, width, ratio):
-    """Start and end row of the centre crop with aspect ratio height/width = `ratio` (the
-    content of a padded square, REFERENCE §6); exact, unlike official bug 10.2-9. Images
-    already at (or below) that ratio keep all their rows."""
-    if not 0 < ratio <= 1:
-        raise ValueError("ratio must be in (0, 1], got %r" % ratio)
-    rows = min(int(round(width * ratio)), height)
-    start = (height - rows) // 2
-    return start, start + rows
-
-
-def crop_to_ratio(images, ratio):
-    """NCHW images (numpy or TF) cropped to the centre rows for aspect ratio `ratio`."""
-    start, end = ratio_rows(int(images.shape[2]), int(images.shape[3]), ratio)
-    if end - start == int(images.shape[2]):
-        return images
-    return images[:, :, start:end, :]
-
-
-def atomic_pickle(obj, path):
-    """Pickle obj to path through a temporary file, so a crash never leaves a half file."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = "%s.tmp-%s" % (path, uuid.uuid4().hex)
-    try:
-        with open(tmp, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def list_devices(num_gpus):
     """Device names for `num_gpus` towers: GPUs when visible, else the CPU."""
-    if num_gpus < 1:
-        raise ValueError("num_gpus must be >= 1, got %r" % num_gpus)
-    gpus = [d for d in _local_devices() if d.startswith("/device:GPU:")]
-    if not gpus:
-        return ["/cpu:0"] * num_gpus  # No GPU: every tower on the CPU (tests, CPU-only machines).
-    if len(gpus) < num_gpus:
-        raise UserError("--gpus %d requested but only %d GPU(s) are visible" % (num_gpus, len(gpus)))
-    return ["/gpu:%d" % i for i in range(num_gpus)]
-
-
-def _local_devices():
-    from tensorflow.python.client import device_lib  # pylint: disable=import-outside-toplevel
-    return [d.name for d in device_lib.list_local_devices()]
+    devices = tflib.tower_devices(num_gpus)  # No GPU: every tower on the CPU (tests, CPU-only machines).
+    num_visible = len(tflib.list_gpus())
+    if 0 < num_visible < num_gpus:
+        raise UserError("--gpus %d requested but only %d GPU(s) are visible" % (num_gpus, num_visible))
+    return devices
 
 
 #----------------------------------------------------------------------------
@@ -274,10 +234,10 @@ class MetricBase:
             ratio = self._dataset_args.get("ratio")
             tfrecord_dir = self._dataset_args.get("tfrecord_dir")
             if ratio is None and tfrecord_dir:
-                from training import tfrecord_format  # pylint: disable=import-outside-toplevel
+                from training.data import records  # pylint: disable=import-outside-toplevel
                 full = os.path.join(self._data_dir, tfrecord_dir) if self._data_dir else tfrecord_dir
                 if os.path.isdir(full):
-                    ratio = tfrecord_format.DatasetFiles(full).meta.get("ratio")
+                    ratio = records.DatasetFiles(full).meta.get("ratio")
             self._ratio = float(ratio) if ratio is not None else 1.0
         return self._ratio
 
@@ -355,7 +315,7 @@ class MetricBase:
             with open(cache_file, "rb") as f:
                 return pickle.load(f)
         value = postprocess(self._compute_real_features(feature_net, num_gpus))
-        atomic_pickle(value, cache_file)
+        dnnlib.util.atomic_write_pickle(value, cache_file)
         return value
 
     #------------------------------------------------------------------------
@@ -406,32 +366,19 @@ class MetricBase:
 
 #----------------------------------------------------------------------------
 
-def evaluate_metric(name, network_pkl, num_images=None, **run_kwargs):
-    """Evaluate the registered metric `name` (metric_defaults) on a snapshot: the training
-    loop's entry point. run_kwargs go to MetricBase.run. Returns {result name: value}."""
+def evaluate_metrics(names, network_pkl, num_images=None, **run_kwargs):
+    """Evaluate the registered metrics `names` (a list or comma-separated names of
+    metric_defaults; num_images overrides their image count) on a snapshot, one after the
+    other: the entry point of run_metrics.py and of the training loop. run_kwargs go to
+    MetricBase.run (run_dir, data_dir, dataset_args, num_gpus, ...); each result line is
+    printed and appended to run_dir/metric-<name>.txt. Returns {result name: value}."""
     from metrics import metric_defaults  # pylint: disable=import-outside-toplevel
-    kwargs = metric_defaults.get_metric_kwargs([name], num_images=num_images)[0]
-    metric = dnnlib.util.call_func_by_name(**kwargs)
-    metric.run(network_pkl, **run_kwargs)
-    return {res.name: res.value for res in metric.list_results()}
-
-
-class MetricGroup:
-    """Several metrics evaluated one after the other on the same snapshot."""
-
-    def __init__(self, metric_kwarg_list):
-        self.metrics = [dnnlib.util.call_func_by_name(**kwargs) for kwargs in metric_kwarg_list]
-
-    def run(self, *args, **kwargs):
-        for metric in self.metrics:
-            metric.run(*args, **kwargs)
-
-    def get_result_str(self):
-        return " ".join(metric.get_result_str() for metric in self.metrics)
-
-    def update_autosummaries(self):
-        for metric in self.metrics:
-            metric.update_autosummaries()
+    values = {}
+    for kwargs in metric_defaults.get_metric_kwargs(names, num_images=num_images):
+        metric = dnnlib.util.call_func_by_name(**kwargs)
+        metric.run(network_pkl, **run_kwargs)
+        values.update((res.name, res.value) for res in metric.list_results())
+    return values
 
 
 class DummyMetric(MetricBase):

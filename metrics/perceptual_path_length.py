@@ -49,7 +49,7 @@ def _fixed_noise_kwargs(network):
     if network.accepts_kwarg("randomize_noise"):
         return dict(randomize_noise=False)     # StyleGAN2 spelling.
     if network.accepts_kwarg("noise_mode"):
-        return dict(noise_mode="const")        # GANformer spelling.
+        return dict(noise_mode="const")        # GANsformer spelling.
     raise UserError("PPL: generator %s has no randomize_noise / noise_mode option, so the two images of a "
                     "pair cannot share their noise inputs" % network.name)
 
@@ -75,7 +75,7 @@ class PPL(metric_base.MetricBase):
         labels = self._random_labels_tf(Gs, minibatch)
         labels = tf.reshape(tf.tile(labels, [1, 2]), [minibatch * 2, -1])
 
-        # Two ways into w: GANformer-style top-level kwargs (return_ws / take_ws), or
+        # Two ways into w: GANsformer-style top-level kwargs (return_ws / take_ws), or
         # StyleGAN2-style mapping and synthesis components.
         if Gs.accepts_kwarg("take_ws"):
             fixed_noise = _fixed_noise_kwargs(Gs)

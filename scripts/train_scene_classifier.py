@@ -23,7 +23,8 @@ import dnnlib
 import dnnlib.tflib as tflib
 from dnnlib.util import ArgumentParser, UserError, run_cli
 from metrics import scene_features
-from training import misc, scenes
+from training import misc
+from training.data import scenes
 
 GRID = 4
 
@@ -54,8 +55,8 @@ def label_targets(labels, max_objects):
 def load_scenes(args):
     """(images uint8 [N,3,R,R], labels, max_objects) from --dataset-dir or freshly rendered."""
     if args.dataset_dir:
-        from training import tfrecord_format
-        files = tfrecord_format.DatasetFiles(args.dataset_dir)
+        from training.data import records
+        files = records.DatasetFiles(args.dataset_dir)
         labels = files.load_labels()
         if labels is None or files.meta.get("source") != "scenes":
             raise UserError("--dataset-dir %s: not a scenes dataset with labels (make one with dataset_tool.py "
@@ -64,7 +65,7 @@ def load_scenes(args):
         if log2 not in files.available_log2():
             raise UserError("--dataset-dir %s has no %dx%d level" % (args.dataset_dir, args.resolution, args.resolution))
         n = min(args.num_images, len(labels))
-        images = np.stack(list(tfrecord_format.iter_images(files, log2_res=log2, max_images=n)))
+        images = np.stack(list(records.iter_images(files, log2_res=log2, max_images=n)))
         return images, labels[:n], int(files.meta["max_objects"])
     images, labels = scenes.render_scenes(args.num_images, args.resolution, seed=[args.seed, 0])
     return images, labels, 5

@@ -1,5 +1,5 @@
 """Tiny stand-in networks for the metric tests, pickled in the official tflib.Network format:
-a generator (GANformer-style kwargs: return_ws / take_ws / randomize_noise), a feature net
+a generator (GANsformer-style kwargs: return_ws / take_ws / randomize_noise), a feature net
 (standing in for inception_v3_features.pkl / vgg16.pkl), a softmax net (for
 inception_v3_softmax.pkl) and a perceptual distance (for vgg16_zhang_perceptual.pkl).
 The pickles carry this module's source, as official ones carry theirs."""

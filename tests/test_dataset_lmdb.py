@@ -12,7 +12,7 @@ import PIL.Image
 import pytest
 
 import dataset_tool
-from training import tfrecord_format as fmt
+from training.data import records as fmt
 
 def _encode(array, kind="WEBP"):
     buf = io.BytesIO()

@@ -89,7 +89,7 @@ def test_padded_square_ratio(tmp_path, tf_session):
 
 
 def test_labels_max_images_resolution_and_random_labels(tmp_path, tf_session):
-    from training.scenes import create_scenes, label_size
+    from training.data.scenes import create_scenes, label_size
     out = str(tmp_path / "scenes")
     create_scenes(out, num_images=20, resolution=16, seed=3, max_objects=3, verbose=False)
     all_labels = np.load(os.path.join(out, "scenes-rxx.labels"))
@@ -127,7 +127,7 @@ def test_mirror_augment_flips_about_half(tmp_path, tf_session):
 def test_buffers_hold_at_most_one_pass(tmp_path, tf_session):
     """Default shuffle_mb / prefetch_mb on a 20-image dataset: the shuffle and prefetch buffers
     hold at most 20 images (5 with max_images=5), not 4 GiB / 2 GiB of repeated images."""
-    from training.scenes import create_scenes
+    from training.data.scenes import create_scenes
     out = str(tmp_path / "scenes")
     create_scenes(out, num_images=20, resolution=16, seed=1, verbose=False)
 
@@ -156,7 +156,7 @@ def test_reader_errors(tmp_path):
 
 
 def test_jpeg_compact_matches_raw(tmp_path, tf_session):
-    from training.scenes import render_scenes
+    from training.data.scenes import render_scenes
     os.makedirs(str(tmp_path / "imgs"))
     for i, img in enumerate(render_scenes(5, 32, seed=0)[0]):
         PIL.Image.fromarray(img.transpose(1, 2, 0)).save(str(tmp_path / "imgs" / ("%d.jpg" % i)), quality=80)

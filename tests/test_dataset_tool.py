@@ -14,7 +14,7 @@ import pytest
 
 import dnnlib
 import dataset_tool
-from training import tfrecord_format as fmt
+from training.data import records as fmt
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -148,14 +148,14 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, capsys, monkeypatch):
     root = str(tmp_path)
     folder, _ = _good_folder(root, n=6)
     out = os.path.join(root, "out")
-    from training import tfrecord_writer
-    real = tfrecord_writer.DatasetWriter.add_images
+    from training.data import writer
+    real = writer.DatasetWriter.add_images
 
     def interrupted(self, *a, **kw):
         if self.num_images == 3:
             raise KeyboardInterrupt
         return real(self, *a, **kw)
-    monkeypatch.setattr(tfrecord_writer.DatasetWriter, "add_images", interrupted)
+    monkeypatch.setattr(writer.DatasetWriter, "add_images", interrupted)
     rc, err = _run(["create_from_images", out, folder], capsys)
     assert rc == 130 and "interrupted" in err
     assert _leftovers(root) == []
@@ -163,7 +163,7 @@ def test_interrupted_conversion_leaves_nothing(tmp_path, capsys, monkeypatch):
 
 def test_killed_conversion_is_not_accepted_by_reader(tmp_path):
     out = os.path.join(str(tmp_path), "scenes")
-    code = ("import sys; sys.path.insert(0, %r); from training.scenes import create_scenes; "
+    code = ("import sys; sys.path.insert(0, %r); from training.data.scenes import create_scenes; "
             "create_scenes(%r, num_images=10**6, resolution=16, batch_size=200, verbose=False)" % (REPO, out))
     proc = subprocess.Popen([sys.executable, "-c", code], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     try:
@@ -245,7 +245,7 @@ def test_cifar_mnist_hdf5_sources(tmp_path):
 
 def test_catalog_recipes_from_archive_tfrecords_and_download(tmp_path, monkeypatch, capsys):
     import zipfile
-    from training import dataset_catalog, scenes
+    from training.data import catalog, scenes
     root = str(tmp_path)
     # CLEVR-like 480x320 images in a zip -> ratio 0.75 at width 16 -> native 12x16.
     z = os.path.join(root, "clevr.zip")
@@ -266,19 +266,34 @@ def test_catalog_recipes_from_archive_tfrecords_and_download(tmp_path, monkeypat
                               "--ignore-labels"]) == 0
     # --download goes through dnnlib.util.open_url with the catalog MD5 (here a file:// URL).
     import hashlib
-    monkeypatch.setitem(dataset_catalog.CATALOG, "ffhq", dnnlib.EasyDict(
-        dataset_catalog.CATALOG["ffhq"], url="file://" + rec, md5=hashlib.md5(open(rec, "rb").read()).hexdigest()))
+    monkeypatch.setitem(catalog.CATALOG, "ffhq", dnnlib.EasyDict(
+        catalog.CATALOG["ffhq"], url="file://" + rec, md5=hashlib.md5(open(rec, "rb").read()).hexdigest()))
     assert dataset_tool.main(["create_ffhq", os.path.join(root, "ffhq2"), "--download", "--resolution", "16"]) == 0
-    monkeypatch.setitem(dataset_catalog.CATALOG, "ffhq", dnnlib.EasyDict(dataset_catalog.CATALOG["ffhq"], md5="0" * 32))
+    monkeypatch.setitem(catalog.CATALOG, "ffhq", dnnlib.EasyDict(catalog.CATALOG["ffhq"], md5="0" * 32))
     capsys.readouterr()
     rc, err = _run(["create_ffhq", os.path.join(root, "ffhq3"), "--download"], capsys)
     assert rc == 1 and "md5" in err.lower() and not os.path.exists(os.path.join(root, "ffhq3"))
 
 
 def test_next_conversion_removes_stale_temp_dir(tmp_path):
-    from training.scenes import create_scenes
+    from training.data.scenes import create_scenes
     stale = os.path.join(str(tmp_path), ".scenes%s999999999" % fmt.TEMP_MARK)  # No such process.
     os.makedirs(stale)
     open(os.path.join(stale, "scenes-r04.tfrecords"), "wb").write(b"partial")
     create_scenes(os.path.join(str(tmp_path), "scenes"), num_images=2, resolution=4, verbose=False)
     assert sorted(os.listdir(str(tmp_path))) == ["scenes"]
+
+
+def test_display_writes_the_first_images_as_a_grid(tmp_path, capsys):
+    from training.data.scenes import create_scenes
+    data = os.path.join(str(tmp_path), "scenes")
+    create_scenes(data, num_images=5, resolution=8, verbose=False)
+    png = os.path.join(str(tmp_path), "grid.png")
+    rc, _ = _run(["display", data, "--out", png, "--grid", "3x2"], capsys)
+    assert rc == 0 and sorted(os.listdir(str(tmp_path))) == ["grid.png", "scenes"]  # No temporary left.
+    images = np.stack(list(fmt.iter_images(fmt.DatasetFiles(data))))
+    expected = np.zeros([3, 16, 24], np.uint8)                   # 3 columns x 2 rows; the last cell empty.
+    for i, image in enumerate(images):
+        y, x = divmod(i, 3)
+        expected[:, y * 8:(y + 1) * 8, x * 8:(x + 1) * 8] = image
+    np.testing.assert_array_equal(np.asarray(PIL.Image.open(png)), expected.transpose(1, 2, 0))

@@ -15,7 +15,7 @@ import dnnlib
 import dnnlib.tflib as tflib
 import run_generator
 from dnnlib.util import UserError
-from training import generation, misc, networks, presets
+from training import generation, misc, networks, options, visuals
 
 TINY = dict(resolution=16, channel_base=128, channel_max=16, components_num=3, latent_size=24, num_heads=2,
             mapping_num_layers=2)
@@ -35,8 +35,8 @@ def _pickle_generator(path, func, **kwargs):
 @pytest.fixture(scope="module")
 def pickles(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nets")
-    gkw, _ = presets.resolve("ganformer", **TINY)
-    sgkw, _ = presets.resolve("StyleGAN2", **dict(TINY, components_num=1))
+    gkw, _ = options.resolve_model("ganformer", **TINY)
+    sgkw, _ = options.resolve_model("StyleGAN2", **dict(TINY, components_num=1))
     paths = dnnlib.EasyDict(ganformer=folder / "ganformer.pkl", stylegan2=folder / "stylegan2.pkl",
                             known=folder / "known.pkl")
     _pickle_generator(paths.ganformer, networks.Generator, **gkw)
@@ -57,11 +57,11 @@ def load(path):
 
 
 def test_parse_seeds_ranges_and_errors():
-    assert generation.parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
-    assert generation.parse_seeds("5") == [5]
+    assert run_generator.parse_seeds("0-3,7, 10-11") == [0, 1, 2, 3, 7, 10, 11]
+    assert run_generator.parse_seeds("5") == [5]
     for bad in ["a", "5-2", "1,,2", "-1", "1-x", str(2 ** 32)]:
         with pytest.raises(UserError, match="--seeds"):
-            generation.parse_seeds(bad)
+            run_generator.parse_seeds(bad)
 
 
 def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, pickles):
@@ -79,6 +79,9 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, pickles):
     with pytest.raises(SystemExit):
         cli("interpolate", "--network", pickles.ganformer, "--seeds", "1,2", "--component", "9", "--outdir", tmp_path)
     assert "--component 9" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli("generate-images", "--network", pickles.ganformer, "--seeds", "1", "--ratio", "1.5", "--outdir", tmp_path)
+    assert "--ratio: 1.5 must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_generate_images_deterministic_across_runs_and_batch_sizes(tmp_path, pickles):
@@ -108,7 +111,7 @@ def test_attention_maps_follow_known_maps(tmp_path, pickles):
     neg = next(s for s in range(100) if view_z(s) < 0)
     cli("attention-maps", "--network", pickles.known, "--seeds", "%d,%d" % (pos, neg), "--outdir", tmp_path,
         "--blending-alpha", "0.25")
-    colours = np.rint((generation.palette(2) + 1) * 127.5)
+    colours = np.rint((visuals.palette(2) + 1) * 127.5)
     # The renderer shows the LAST layer (layer 1: latent 0 owns the top half) for both seeds.
     for seed in (pos, neg):
         soft = load(tmp_path / "softmaps" / ("seed%04d.png" % seed)).astype(np.float32)

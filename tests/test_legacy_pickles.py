@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import dnnlib.tflib as tflib
-from dnnlib.tflib.network import patch_tf1_source
+from dnnlib.tflib.tf1_compat import patch_tf1_source
 from dnnlib.util import UserError
 from training import misc
 
@@ -127,7 +127,9 @@ def test_unpickling_without_session_is_a_clear_error(legacy_pkl):
 
 
 def test_tf1_contrib_shim(tf_session):
-    from dnnlib.tflib.network import tf1_compat
+    from dnnlib.tflib import network
+    from dnnlib.tflib.tf1_compat import tf1_compat
+    assert network.tf1_compat is tf1_compat  # Networks re-saved before the move import it from network.
     x = np.random.RandomState(10).randn(3, 4, 2, 5).astype(np.float32)  # NCHW.
     with tf.variable_scope("Net"):
         y_train = tf1_compat.contrib.layers.batch_norm(tf.constant(x), data_format="NCHW", center=True, scale=True)

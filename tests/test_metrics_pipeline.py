@@ -29,7 +29,7 @@ def _pickle(obj, path):
 def env(tmp_path_factory):
     """Dataset, feature-network pickles and generator pickles, made once for the module."""
     root = tmp_path_factory.mktemp("metrics")
-    from training.scenes import create_scenes
+    from training.data.scenes import create_scenes
     create_scenes(str(root / "data" / "tiny"), num_images=NUM_REALS, resolution=RES, seed=5, verbose=False)
 
     nets_dir = root / "nets"
@@ -72,9 +72,9 @@ def _run(metric, env, network=None, run_dir=None, **kwargs):
 
 def _all_real_features(env, rows=slice(None)):
     """Stand-in Inception features of every dataset image (rows cropped), computed apart from the metric code."""
-    from training import tfrecord_format
-    files = tfrecord_format.DatasetFiles(os.path.join(env.data_dir, "tiny"))
-    images = np.stack([img for img in tfrecord_format.iter_images(files)])
+    from training.data import records
+    files = records.DatasetFiles(os.path.join(env.data_dir, "tiny"))
+    images = np.stack([img for img in records.iter_images(files)])
     assert images.shape == (NUM_REALS, 3, RES, RES)
     with tf.Graph().as_default(), tflib.create_session().as_default():
         net = metric_base.load_feature_net("inception_v3_features.pkl", env.nets_dir)
@@ -127,7 +127,7 @@ def test_fid_end_to_end_cache_and_result_file(env, tmp_path, capsys):
 
 
 def test_ratio_crops_reals_and_fakes(env):
-    # ratio 0.5 at 8 px: rows 2..5 of reals and fakes (REFERENCE §7, GANformer; exact rows).
+    # ratio 0.5 at 8 px: rows 2..5 of reals and fakes (REFERENCE §7, GANsformer; exact rows).
     fid = _metric("fid50k")
     result = _run(fid, env, network=env.flat, ratio=0.5)["fid40"]
     real_features, flat_feature = _all_real_features(env, rows=slice(2, 6))
@@ -168,10 +168,12 @@ def test_two_towers_match_the_plain_path(env):
 
 
 def test_training_loop_entry_point(env, tmp_path):
-    # training_loop calls metric_base.evaluate_metric(name, network_pkl=..., run_dir=..., ...).
-    values = metric_base.evaluate_metric("fid50k", network_pkl=env.flat, num_images=NUM_REALS, run_dir=str(tmp_path),
-                                         data_dir=env.data_dir, dataset_args=dict(tfrecord_dir="tiny"),
-                                         num_gpus=1, cache_dir=env.cache, nets_dir=env.nets_dir)
+    # training_loop (and run_metrics.py) call metric_base.evaluate_metrics(names, snapshot, run_dir=...,
+    # dataset_args=dict(..., shuffle_mb=0), num_gpus=..., **metric_args); here with the loop's arguments.
+    metric_args = dict(num_images=NUM_REALS, data_dir=env.data_dir, cache_dir=env.cache, nets_dir=env.nets_dir)
+    values = metric_base.evaluate_metrics(["fid50k"], env.flat, run_dir=str(tmp_path),
+                                          dataset_args=dict(dict(tfrecord_dir="tiny"), shuffle_mb=0), num_gpus=1,
+                                          **metric_args)
     real_features, flat_feature = _all_real_features(env)
     mu, sigma = feature_stats(real_features)
     assert list(values) == ["fid40"]

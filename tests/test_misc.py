@@ -1,5 +1,5 @@
-"""training.misc: pickles (atomic save, latin1 load, URLs), dynamic range, image grids, PNG
-output, and the official GANformer crop helpers."""
+"""training.misc and training.visuals: pickles (atomic save, latin1 load, URLs), dynamic range,
+image grids, PNG output, cropping to an aspect ratio, and the official GANsformer crop helpers."""
 
 import os
 import pickle
@@ -8,7 +8,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from training import misc
+from training import misc, visuals
 
 
 def test_save_and_load_pkl_round_trip(tmp_path):
@@ -83,6 +83,35 @@ def test_save_image_grid_writes_png(tmp_path):
     assert os.listdir(str(tmp_path)) == ["fakes000000.png"]
     with pytest.raises(ValueError, match="extension"):
         misc.save_image_grid(images, str(tmp_path / "grid.unknownext"))
+
+
+def test_ratio_crop_is_exact_and_centred():
+    for height, ratio in [(256, 0.75), (256, 188 / 256), (128, 0.5), (64, 1.0)]:
+        start, end = visuals.ratio_rows(height, height, ratio)
+        assert end - start == round(height * ratio)   # Not the +1 row of official bug 9.
+        assert abs(start - (height - end)) <= 1       # Centred.
+    assert visuals.ratio_rows(96, 128, 0.75) == (0, 96)  # Already at the ratio: kept whole.
+    images = np.arange(2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
+    np.testing.assert_array_equal(visuals.crop_to_ratio(images, 0.5), images[:, :, 2:6, :])
+    assert visuals.crop_to_ratio(images, None) is images and visuals.crop_to_ratio(images, 1.0) is images
+    with pytest.raises(ValueError):
+        visuals.crop_to_ratio(images, 1.5)
+
+
+@pytest.mark.parametrize("height, width, ratio, rows", [
+    (7, 7, 0.75, slice(1, 6)),     # 5.25 -> 5 rows, one above and one below.
+    (9, 9, 0.6, slice(2, 7)),      # 5.4 -> 5 rows.
+    (9, 9, 0.3, slice(3, 6)),      # 2.7 -> 3 rows.
+    (15, 15, 1 / 3, slice(5, 10)),
+    (3, 3, 0.1, slice(1, 2)),      # 0.3 rows -> at least one.
+    (9, 13, 0.75, slice(None)),    # 9.75 -> 10 > 9 rows: already at the ratio, kept whole.
+    (11, 9, 0.6, slice(3, 8)),     # 5.4 -> 5: rows follow the WIDTH (h = ratio * w, as the networks build them).
+])
+def test_crop_to_ratio_matches_numpy_slice_on_odd_sizes(height, width, ratio, rows):
+    images = np.random.RandomState(0).rand(2, 3, height, width)
+    np.testing.assert_array_equal(visuals.crop_to_ratio(images, ratio), images[:, :, rows, :])
+    maps = np.random.RandomState(1).rand(2, 4, 2, 3, height, width)   # [B, k, L, N, H, W]: last two axes.
+    np.testing.assert_array_equal(visuals.crop_to_ratio(maps, ratio), maps[..., rows, :])
 
 
 def test_crop_tensor_matches_official_off_by_one():

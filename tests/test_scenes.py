@@ -1,12 +1,12 @@
-"""training/scenes.py: deterministic per seed; labels describe what is drawn (object colors, count,
+"""training/data/scenes.py: deterministic per seed; labels describe what is drawn (object colors, count,
 positions, shapes); create_scenes writes exactly render_scenes' images and labels."""
 
 import os
 
 import numpy as np
 
-from training import scenes
-from training import tfrecord_format as fmt
+from training.data import scenes
+from training.data import records as fmt
 
 
 def _object_colors(image_chw):

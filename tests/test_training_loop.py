@@ -151,8 +151,7 @@ def test_abort_file_stops_with_a_snapshot(tmp_path):
 
 
 def test_attention_rendering_colours_pixels_by_their_latent():
-    from training.generation import palette as latent_palette
-    from training.visuals import render_attention
+    from training.visuals import palette as latent_palette, render_attention
     rnd = np.random.RandomState(2)
     maps = rnd.rand(2, 3, 4, 2, 5, 5)                 # [B, k, L_att, N, H, W]
     maps[:, :, 1] = 0
@@ -164,3 +163,33 @@ def test_attention_rendering_colours_pixels_by_their_latent():
     assert rgb.shape == (2, 3, 5, 5) and rgb.dtype == np.uint8
     assert np.abs(rgb[:, :, :, :3] - palette[2][None, :, None, None]).max() <= 0.5 + 1e-3
     assert np.abs(rgb[:, :, :, 3:] - palette[0][None, :, None, None]).max() <= 0.5 + 1e-3
+
+
+def test_metrics_at_snapshots_go_through_the_metric_entry_point(tmp_path, monkeypatch):
+    """At each snapshot the loop evaluates its metrics with metric_base.evaluate_metrics (the
+    function run_metrics.py calls), here the offline scene metric on the snapshot just written:
+    results go to metric-<name>.txt and to TensorBoard as Metrics/<name>."""
+    from metrics import metric_base
+    from tests import train_nets_runner as runner
+    calls, evaluate = [], metric_base.evaluate_metrics
+
+    def recording(names, network_pkl, **kwargs):
+        calls.append((list(names), network_pkl, kwargs))
+        return evaluate(names, network_pkl, **kwargs)
+    monkeypatch.setattr(metric_base, "evaluate_metrics", recording)
+    dataset = runner.make_color_dataset(str(tmp_path / "color"))
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    with tf.Graph().as_default(), tflib.create_session().as_default():
+        result = tl.training_loop(run_dir=run_dir, **runner.loop_kwargs(
+            dataset, 1, metrics=["fid_scenes"], metric_args=dict(num_images=16, cache_dir=str(tmp_path / "cache"))))
+    assert len(calls) == result.cur_tick == 1
+    names, network_pkl, kwargs = calls[0]
+    assert names == ["fid_scenes"] and network_pkl == os.path.join(run_dir, "network-snapshot-000001.pkl")
+    assert kwargs["run_dir"] == run_dir and kwargs["dataset_args"]["shuffle_mb"] == 0
+    with open(os.path.join(run_dir, "metric-fid_scenes.txt")) as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 1 and float(lines[0].split()[-1]) > 0
+    events = [f for f in os.listdir(run_dir) if f.startswith("events.out.tfevents")]
+    tags = {v.tag for e in tf.train.summary_iterator(os.path.join(run_dir, events[0])) for v in e.summary.value}
+    assert "Metrics/fid_scenes" in tags

@@ -1,6 +1,7 @@
 """dnnlib.util: Logger, time formatting, objects by name."""
 
 import os
+import pickle
 import sys
 
 import pytest
@@ -59,7 +60,7 @@ def test_format_time(seconds):
 
 
 def test_format_time_day_rollover():
-    # One day plus 25 hours must read 2 days 01h, not 1 day 25h (the GANformer bug).
+    # One day plus 25 hours must read 2 days 01h, not 1 day 25h (the GANsformer bug).
     assert util.format_time(86400 + 25 * 3600) == "2d 01h 00m"
 
 
@@ -126,3 +127,17 @@ def test_run_cli_and_argument_parser(capsys):
     assert capsys.readouterr().err == "error: tool.py: unrecognized arguments: --bogus (see --help)\n"
     with pytest.raises(ZeroDivisionError):
         util.run_cli(lambda: 1 / 0)
+
+
+def test_atomic_write_replaces_whole_files_only(tmp_path):
+    path = str(tmp_path / "sub" / "a.txt")                      # Missing directory is created.
+    assert util.atomic_write(path, lambda f: f.write("one"), mode="w") == path
+
+    def interrupted(f):
+        f.write("half")
+        raise RuntimeError("stop")
+    with pytest.raises(RuntimeError):
+        util.atomic_write(path, interrupted, mode="w")
+    assert open(path).read() == "one" and os.listdir(str(tmp_path / "sub")) == ["a.txt"]
+    util.atomic_write_pickle({"x": 1}, path)
+    assert pickle.load(open(path, "rb")) == {"x": 1}

@@ -1,5 +1,5 @@
 """TFRecordDataset: the multi-resolution TFRecord reader (REFERENCE.md §6, StyleGAN2 loader API)
-on tf.data in compat.v1 graph mode. Format: training/tfrecord_format.py.
+on tf.data in compat.v1 graph mode. Format: training/data/records.py.
 
 Per level of detail (lod = top log2 - level log2) a pipeline: read (shards interleaved round-robin,
 which restores the written order so labels line up) -> take(max_images) -> parse/decode
@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 
 import dnnlib
 import dnnlib.tflib as tflib
-from training import tfrecord_format as fmt
+from training.data import records as fmt
 
 
 class TFRecordDataset:

@@ -5,45 +5,12 @@ mixing and noise variation (REFERENCE.md §8). run_generator.py is the command l
 Everything streams in minibatches and writes each image as soon as it exists, so the
 number of images does not grow host memory."""
 
-import colorsys
 import os
 
 import numpy as np
 
 from dnnlib.util import UserError
-from training import misc
-
-# ------------------------------------------------------------------------------------------
-# Parsing of the command-line lists.
-
-
-def parse_int_list(text, what="--seeds"):
-    """'0-3,7,10-11' -> [0, 1, 2, 3, 7, 10, 11] (ranges inclusive, order kept)."""
-    values = []
-    for part in str(text).split(","):
-        part = part.strip()
-        try:
-            if "-" in part[1:]:
-                lo, hi = part.split("-", 1) if not part.startswith("-") else (None, None)
-                lo, hi = int(lo), int(hi)
-                if hi < lo:
-                    raise UserError("%s: range '%s' runs backwards; write it as %d-%d" % (what, part, hi, lo))
-                values.extend(range(lo, hi + 1))
-            else:
-                values.append(int(part))
-        except (TypeError, ValueError):
-            raise UserError("%s: '%s' is not a number or a range like 0-99 (in '%s')" % (what, part, text))
-    if any(v < 0 for v in values):
-        raise UserError("%s: negative values are not allowed (in '%s')" % (what, text))
-    return values
-
-
-def parse_seeds(text):
-    seeds = parse_int_list(text, "--seeds")
-    if any(seed >= 2 ** 32 for seed in seeds):
-        raise UserError("--seeds: seeds must be below 2^32 (in '%s')" % text)
-    return seeds
-
+from training.visuals import blend, crop_to_ratio, render_maps, save_gif, save_image, save_image_grid, to_uint8
 
 # ------------------------------------------------------------------------------------------
 # A uniform view of the generator kinds.
@@ -116,78 +83,12 @@ class GeneratorView:
 
 
 # ------------------------------------------------------------------------------------------
-# Images and files.
-
-
-def crop_to_ratio(images, ratio):
-    """Central round(ratio * H) rows of [..., H, W] (exact, unlike the official crop_tensor)."""
-    if ratio is None or ratio == 1.0:
-        return images
-    if not 0 < ratio <= 1:
-        raise UserError("--ratio: %r must be in (0, 1] (height / width of the saved images)" % ratio)
-    height = images.shape[-2]
-    rows = max(int(round(height * ratio)), 1)
-    start = (height - rows) // 2
-    return images[..., start:start + rows, :]
-
-
-def to_uint8(images, drange=(-1, 1)):
-    """Float NCHW in drange -> uint8 NCHW."""
-    images = misc.adjust_dynamic_range(np.asarray(images, np.float32), drange, (0, 255))
-    return np.rint(images).clip(0, 255).astype(np.uint8)
-
-
-def save_image(image_u8, path):
-    """Save one uint8 CHW image (1, 3 or 4 channels) atomically."""
-    misc.save_image_grid(image_u8[np.newaxis], path, drange=(0, 255), grid_size=(1, 1))
-
-
-def save_gif(frames_u8, path, duration_ms=50):
-    """Save uint8 CHW frames as an animated GIF (written to a temp name, then renamed)."""
-    pils = [misc.convert_to_pil_image(frame, drange=(0, 255)).convert("RGB") for frame in frames_u8]
-    tmp = path + ".tmp"
-    pils[0].save(tmp, format="GIF", save_all=True, append_images=pils[1:], duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+# The subcommands of run_generator.py. Each takes a GeneratorView and writes under outdir.
 
 
 def batches(items, size):
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-# ------------------------------------------------------------------------------------------
-# Attention maps: a distinct colour per latent component.
-
-
-def palette(k):
-    """k colours evenly spaced in hue (HLS, lightness 0.5, saturation 0.8), RGB in [-1, 1]."""
-    rgb = [colorsys.hls_to_rgb(i / max(k, 1), 0.5, 0.8) for i in range(k)]
-    return np.array(rgb, np.float32) * 2 - 1                                        # [k, 3]
-
-
-def render_maps(probs, soft=True):
-    """probs [B, k, H, W] (attention over the k latents per pixel) -> RGB [B, 3, H, W] in
-    [-1, 1]: soft = probability-weighted mean of the latents' colours, hard = the colour
-    of the most attended latent."""
-    probs = np.asarray(probs, np.float32)
-    colours = palette(probs.shape[1])
-    if soft:
-        weights = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-8)
-    else:
-        weights = np.eye(probs.shape[1], dtype=np.float32)[probs.argmax(axis=1)]    # [B, H, W, k]
-        weights = weights.transpose(0, 3, 1, 2)
-    return np.einsum("bkhw,kc->bchw", weights, colours)
-
-
-def blend(maps_rgb, images, alpha):
-    """(1 - alpha) * map + alpha * image, both in [-1, 1]; grayscale images become RGB."""
-    if images.shape[1] == 1:
-        images = np.repeat(images, 3, axis=1)
-    return (1 - alpha) * maps_rgb + alpha * images[:, :3]
-
-
-# ------------------------------------------------------------------------------------------
-# The subcommands of run_generator.py. Each takes a GeneratorView and writes under outdir.
 
 
 def generate_images(view, seeds, outdir, truncation_psi=0.7, class_idx=None, ratio=1.0, grid=False):
@@ -202,7 +103,7 @@ def generate_images(view, seeds, outdir, truncation_psi=0.7, class_idx=None, rat
         if grid:
             kept.append(images)
     if grid:
-        misc.save_image_grid(np.concatenate(kept), os.path.join(outdir, "grid.png"), drange=(0, 255))
+        save_image_grid(np.concatenate(kept), os.path.join(outdir, "grid.png"), drange=(0, 255))
 
 
 def attention_maps(view, seeds, outdir, truncation_psi=0.7, class_idx=None, ratio=1.0, blending_alpha=0.3,
@@ -244,7 +145,7 @@ def _save_layer_maps(maps, images, seeds, outdir, alpha):
             for head in range(num_heads):
                 save_image(to_uint8(soft[head]), os.path.join(folder, "l%d_h%d.png" % (layer, head)))
             tiles.append(blend(soft, np.repeat(images[i:i + 1], num_heads, axis=0), alpha))
-        misc.save_image_grid(to_uint8(np.concatenate(tiles)), os.path.join(folder, "all.png"), drange=(0, 255),
+        save_image_grid(to_uint8(np.concatenate(tiles)), os.path.join(folder, "all.png"), drange=(0, 255),
                              grid_size=(num_heads, num_layers))
 
 
@@ -300,7 +201,7 @@ def interpolate(view, seeds, outdir, space="z", component=None, density=8, trunc
         os.makedirs(folder, exist_ok=True)
         for i, image in enumerate(images):
             save_image(image, os.path.join(folder, "frame%03d.png" % i))
-        misc.save_image_grid(images, os.path.join(folder, "strip.png"), drange=(0, 255), grid_size=(density, 1))
+        save_image_grid(images, os.path.join(folder, "strip.png"), drange=(0, 255), grid_size=(density, 1))
         save_gif(images, os.path.join(folder, "anim.gif"))
 
 
@@ -335,7 +236,7 @@ def style_mixing_example(view, row_seeds, col_seeds, col_styles, outdir, truncat
     grid = [blank] + [originals[c] for c in col_seeds]
     for r in row_seeds:
         grid += [originals[r]] + [rendered[(r, c)] for c in col_seeds]
-    misc.save_image_grid(np.stack(grid), os.path.join(outdir, "grid.png"), drange=(0, 255),
+    save_image_grid(np.stack(grid), os.path.join(outdir, "grid.png"), drange=(0, 255),
                          grid_size=(len(col_seeds) + 1, len(row_seeds) + 1))
 
 
@@ -351,7 +252,7 @@ def noise_variation(view, seeds, outdir, num_samples=16, truncation_psi=0.7, cla
         repeated = np.repeat(ws, num_samples, axis=0)
         images, _ = view.synthesize(repeated, view.labels(num_samples, class_idx), noise="random")
         images = crop_to_ratio(images, ratio)
-        misc.save_image_grid(to_uint8(images), os.path.join(outdir, "seed%04d.png" % seed), drange=(0, 255))
+        save_image_grid(to_uint8(images), os.path.join(outdir, "seed%04d.png" % seed), drange=(0, 255))
         std = images.mean(axis=1).std(axis=0)                                      # [H, W] in [-1, 1] units
         save_image(to_uint8(np.clip(4 * std, 0, 1)[np.newaxis], drange=(0, 1)),
                    os.path.join(outdir, "seed%04d-std.png" % seed))

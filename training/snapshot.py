@@ -12,42 +12,12 @@ import os
 import pickle
 import re
 
-from dnnlib.util import UserError
+from dnnlib.util import UserError, atomic_write_pickle  # Also used as snapshot.atomic_write_pickle.
 
 NETWORK_FMT = "network-snapshot-%06d.pkl"
 STATE_FMT = "training-state-%06d.pkl"
 _SNAPSHOT_RE = re.compile(r"network-snapshot-(\d+)\.pkl$")
 STATE_VERSION = 1
-
-
-def atomic_write_pickle(obj, path):
-    """Pickle obj to path through a temporary file in the same directory + rename."""
-    dirname, basename = os.path.split(os.path.abspath(path))
-    tmp_path = os.path.join(dirname, ".%s.tmp-%d" % (basename, os.getpid()))
-    try:
-        with open(tmp_path, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-    _fsync_dir(dirname)
-
-
-def _fsync_dir(dirname):
-    # Make the rename itself durable (a power loss could otherwise undo it).
-    try:
-        fd = os.open(dirname, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def remove_stale_temporaries(run_dir):

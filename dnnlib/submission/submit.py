@@ -12,7 +12,6 @@ import platform
 import pprint
 import re
 import shutil
-import tempfile
 import traceback
 from typing import Any, Tuple
 
@@ -94,18 +93,6 @@ def create_run_dir(run_dir_root: str, run_desc: str) -> Tuple[int, str]:
             lock_file.close()
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, temp_path = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    util.apply_umask_mode(fd)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp_path, path)
-    finally:
-        if os.path.exists(temp_path):
-            os.remove(temp_path)
-
-
 def _now() -> str:
     return datetime.datetime.now().isoformat(timespec="seconds")
 
@@ -167,9 +154,9 @@ def submit_run(submit_config: SubmitConfig, run_func_name: str, **run_func_kwarg
         config_bytes = pickle.dumps(submit_config, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as error:
         raise ValueError(f"run_func_kwargs: cannot be pickled into submit_config.pkl ({error})") from error
-    _write_atomic(os.path.join(submit_config.run_dir, "submit_config.pkl"), config_bytes)
-    _write_atomic(os.path.join(submit_config.run_dir, "submit_config.txt"),
-                  pprint.pformat(dict(submit_config), indent=4, width=160).encode("utf-8"))
+    util.atomic_write(os.path.join(submit_config.run_dir, "submit_config.pkl"), lambda f: f.write(config_bytes))
+    util.atomic_write(os.path.join(submit_config.run_dir, "submit_config.txt"),
+                      lambda f: f.write(pprint.pformat(dict(submit_config), indent=4, width=160).encode("utf-8")))
     run_txt = os.path.join(submit_config.run_dir, "run.txt")
     with open(run_txt, "a", encoding="utf-8") as f:
         f.write(f"task_name: {submit_config.task_name}\nhost_name: {submit_config.host_name}\n"

@@ -28,6 +28,8 @@ import warnings
 
 import tensorflow.compat.v1 as tf
 
+from . import tfutil
+
 IMPL_ENV = "DNNLIB_OPS_IMPL"
 CACHE_ENV = "DNNLIB_CUDA_CACHE_DIR"
 ARCH_ENV = "DNNLIB_CUDA_ARCH"
@@ -100,11 +102,7 @@ def _static_cudart(cuda_root):
 def visible_gpu_compute_capabilities():
     """[(major, minor)] of the GPUs TensorFlow sees (empty without GPU)."""
     caps = []
-    try:
-        gpus = tf.config.experimental.list_physical_devices("GPU")
-    except (RuntimeError, ValueError):
-        gpus = []
-    for gpu in gpus:
+    for gpu in tfutil.list_gpus():
         cap = None
         if hasattr(tf.config.experimental, "get_device_details"):
             cap = tf.config.experimental.get_device_details(gpu).get("compute_capability")

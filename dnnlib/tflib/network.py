@@ -3,9 +3,9 @@ new inputs, cloned, averaged, run on numpy arrays over several devices, and pick
 official StyleGAN2 state format (REFERENCE.md §4).
 
 Pickles carry the full source of the module holding the build function. Official pickles
-carry TF-1 source (`import tensorflow as tf`, contrib modules, ...); the import handler
-`patch_tf1_source` below rewrites it to run on TF 2.x (REFERENCE.md §10.1), so loading them
-needs no manual edit.
+carry TF-1 source (`import tensorflow as tf`, contrib modules, ...); an import handler
+rewrites it with `patch_tf1_source` (tf1_compat.py) to run on TF 2.x (REFERENCE.md §10.1),
+so loading them needs no manual edit.
 
 Build-function contract: `func(*inputs, is_template_graph=<bool>, components=<EasyDict>,
 **kwargs)`; inputs are the positional parameters without defaults (float32 placeholders in
@@ -26,12 +26,13 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from . import tfutil
+from .tf1_compat import patch_tf1_source, tf1_compat  # noqa: F401 (tf1_compat: re-saved pickles import it here)
 from .. import util
 
 _import_handlers = []        # Functions state -> state, applied to every unpickled Network.
 _import_module_src = dict()  # Module name -> source, for modules created from pickles.
 
-# Inputs that are not float32 (GANformer feeds uint8 images to some nets).
+# Inputs that are not float32 (GANsformer feeds uint8 images to some nets).
 _INPUT_DTYPES = {"uimages_in": tf.uint8}
 
 # Old kwarg names of official pickles <-> current names (REFERENCE.md §4).
@@ -47,153 +48,7 @@ def import_handler(handler_func):
 
 
 # ------------------------------------------------------------------------------------------
-# TF-1 compatibility for the source code stored in official pickles.
-
-def _contrib_layer_norm(inputs, center=True, scale=True, activation_fn=None, reuse=None,
-                        variables_collections=None, outputs_collections=None, trainable=True,
-                        begin_norm_axis=1, begin_params_axis=-1, scope=None):
-    """TF-1 contrib.layers.layer_norm: moments over axes >= begin_norm_axis, variables
-    LayerNorm/{beta,gamma} of shape inputs.shape[begin_params_axis:], epsilon 1e-12."""
-    with tf.variable_scope(scope, default_name="LayerNorm", values=[inputs], reuse=reuse):
-        shape = inputs.shape
-        rank = shape.ndims
-        norm_axis = begin_norm_axis % rank
-        params_axis = begin_params_axis % rank
-        params_shape = tfutil.shape_to_list(shape[params_axis:])
-        beta = tf.get_variable("beta", params_shape, inputs.dtype.base_dtype, tf.zeros_initializer(),
-                               trainable=trainable) if center else None
-        gamma = tf.get_variable("gamma", params_shape, inputs.dtype.base_dtype, tf.ones_initializer(),
-                                trainable=trainable) if scale else None
-        mean, variance = tf.nn.moments(inputs, list(range(norm_axis, rank)), keep_dims=True)
-        outputs = tf.nn.batch_normalization(inputs, mean, variance, offset=beta, scale=gamma,
-                                            variance_epsilon=1e-12)
-        return activation_fn(outputs) if activation_fn is not None else outputs
-
-
-def _channel_params_shape(inputs, data_format):
-    # (channel axis, broadcast shape of per-channel parameters) for NCHW/NC... or N...C.
-    rank = inputs.shape.ndims
-    channels_first = data_format is not None and data_format.startswith("NC")
-    axis = 1 if channels_first else rank - 1
-    broadcast = [1] * rank
-    broadcast[axis] = tfutil.shape_to_list(inputs.shape)[axis]
-    return axis, broadcast
-
-
-def _contrib_instance_norm(inputs, center=True, scale=True, epsilon=1e-6, activation_fn=None,
-                           param_initializers=None, reuse=None, variables_collections=None,
-                           outputs_collections=None, trainable=True, data_format="NHWC", scope=None):
-    """TF-1 contrib.layers.instance_norm: per-sample, per-channel moments over the spatial
-    axes; variables InstanceNorm/{beta,gamma} of shape [C]."""
-    with tf.variable_scope(scope, default_name="InstanceNorm", values=[inputs], reuse=reuse):
-        axis, broadcast = _channel_params_shape(inputs, data_format)
-        channels = broadcast[axis]
-        inits = param_initializers or {}
-        beta = gamma = None
-        if center:
-            beta = tf.reshape(tf.get_variable("beta", [channels], inputs.dtype.base_dtype,
-                                              inits.get("beta", tf.zeros_initializer()), trainable=trainable), broadcast)
-        if scale:
-            gamma = tf.reshape(tf.get_variable("gamma", [channels], inputs.dtype.base_dtype,
-                                               inits.get("gamma", tf.ones_initializer()), trainable=trainable), broadcast)
-        moment_axes = [i for i in range(1, inputs.shape.ndims) if i != axis]
-        mean, variance = tf.nn.moments(inputs, moment_axes, keep_dims=True)
-        outputs = tf.nn.batch_normalization(inputs, mean, variance, beta, gamma, epsilon)
-        return activation_fn(outputs) if activation_fn is not None else outputs
-
-
-def _contrib_batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001, activation_fn=None,
-                        param_initializers=None, param_regularizers=None, updates_collections=tf.GraphKeys.UPDATE_OPS,
-                        is_training=True, reuse=None, variables_collections=None, outputs_collections=None,
-                        trainable=True, batch_weights=None, fused=None, data_format="NHWC",
-                        zero_debias_moving_mean=False, scope=None, **_unused):
-    """TF-1 contrib.layers.batch_norm: batch moments when training (moving-average updates go to
-    `updates_collections`), moving moments otherwise; variables BatchNorm/{beta,gamma,
-    moving_mean,moving_variance} of shape [C]."""
-    with tf.variable_scope(scope, default_name="BatchNorm", values=[inputs], reuse=reuse):
-        axis, broadcast = _channel_params_shape(inputs, data_format)
-        channels = broadcast[axis]
-        dtype = inputs.dtype.base_dtype
-        inits = param_initializers or {}
-        beta = gamma = None
-        if center:
-            beta = tf.get_variable("beta", [channels], dtype, inits.get("beta", tf.zeros_initializer()), trainable=trainable)
-        if scale:
-            gamma = tf.get_variable("gamma", [channels], dtype, inits.get("gamma", tf.ones_initializer()), trainable=trainable)
-        moving_mean = tf.get_variable("moving_mean", [channels], dtype, inits.get("moving_mean", tf.zeros_initializer()),
-                                      trainable=False)
-        moving_variance = tf.get_variable("moving_variance", [channels], dtype,
-                                          inits.get("moving_variance", tf.ones_initializer()), trainable=False)
-        if is_training:
-            moment_axes = [i for i in range(inputs.shape.ndims) if i != axis]
-            mean, variance = tf.nn.moments(inputs, moment_axes)
-            if updates_collections is not None:
-                for var, value in ((moving_mean, mean), (moving_variance, variance)):
-                    tf.add_to_collection(updates_collections, tf.assign_sub(var, (var - value) * (1 - decay)))
-        else:
-            mean, variance = moving_mean, moving_variance
-        reshape = lambda t: None if t is None else tf.reshape(t, broadcast)
-        outputs = tf.nn.batch_normalization(inputs, reshape(mean), reshape(variance), reshape(beta),
-                                            reshape(gamma), epsilon)
-        return activation_fn(outputs) if activation_fn is not None else outputs
-
-
-class _Namespace(types.SimpleNamespace):
-    """Attribute bag standing for a TF-1 module below `tf` (path relative to it); a missing
-    attribute names the TF-1 API that is not emulated."""
-
-    def __init__(self, path, **attrs):
-        super().__init__(**attrs)
-        self._path = path
-
-    def __getattr__(self, name):
-        raise AttributeError(f"tf.{self._path}.{name} is a TF-1 API that has no TF-2 emulation here")
-
-
-def _zero_bytes(*_args, **_kwargs):
-    # TF-1 contrib.memory_stats ops: TF 2 has no graph op for them; report 0 bytes.
-    return tf.constant(0, tf.int64)
-
-
-class _TF1Compat(types.ModuleType):
-    """What `tf` means in patched TF-1 source: tensorflow.compat.v1 plus TF-1 `contrib.layers`
-    norms (same variable names), `contrib.memory_stats` (zeros) and `tf.VERSION`."""
-
-    def __init__(self):
-        super().__init__("tf1_compat")
-        self.VERSION = getattr(tf, "VERSION", None) or tf.version.VERSION
-        self.contrib = _Namespace(
-            "contrib",
-            layers=_Namespace("contrib.layers", layer_norm=_contrib_layer_norm,
-                              instance_norm=_contrib_instance_norm, batch_norm=_contrib_batch_norm),
-            memory_stats=_Namespace("contrib.memory_stats", MaxBytesInUse=_zero_bytes,
-                                    BytesInUse=_zero_bytes, BytesLimit=_zero_bytes))
-
-    def __getattr__(self, name):
-        return getattr(tf, name)
-
-
-tf1_compat = _TF1Compat()
-
-_TF1_SOURCE_PATCHES = [
-    # `import tensorflow as tf` -> tensorflow.compat.v1 plus the contrib shim.
-    (re.compile(r"^([ \t]*)import tensorflow as tf[ \t]*(#.*)?$", re.M),
-     r"\1from dnnlib.tflib.network import tf1_compat as tf"),
-    # `import tensorflow.contrib  # requires TF 1.x` -> nothing (kept as `pass` for indentation).
-    (re.compile(r"^([ \t]*)import tensorflow\.contrib[\w.]*[ \t]*(#.*)?$", re.M),
-     r"\1pass  # TF-1 contrib import removed"),
-    # NumPy 2 removed the binary mode of fromstring, and tostring.
-    (re.compile(r"\b(np|numpy)\.fromstring\("), r"\1.frombuffer("),
-    (re.compile(r"\.tostring\(\)"), r".tobytes()"),
-]
-
-
-def patch_tf1_source(source: str) -> str:
-    """TF-1 module source rewritten for TF 2.x graph mode (idempotent)."""
-    for pattern, replacement in _TF1_SOURCE_PATCHES:
-        source = pattern.sub(replacement, source)
-    return source
-
+# TF-1 source stored in official pickles runs through dnnlib/tflib/tf1_compat.py.
 
 @import_handler
 def _handle_tf1_source(state: dict) -> dict:
@@ -450,7 +305,7 @@ class Network:
         return list(outs)
 
     def _match_inputs(self, inputs):
-        # Like GANformer: missing trailing inputs become None, extra ones are dropped.
+        # Like GANsformer: missing trailing inputs become None, extra ones are dropped.
         inputs = tuple(inputs)[:self.num_inputs]
         inputs = inputs + (None,) * (self.num_inputs - len(inputs))
         if all(x is None for x in inputs):
@@ -494,7 +349,7 @@ class Network:
         (default: '/gpu:i' for i < num_gpus when GPUs are visible, else '/cpu:0' num_gpus
         times). assume_frozen: evaluate per-device clones whose variables are copied once,
         when the graph is built. `batch_size` is an alias of minibatch_size and `verbose` of
-        print_progress (GANformer spelling); out_mul/out_add/out_shrink/out_dtype are the
+        print_progress (GANsformer spelling); out_mul/out_add/out_shrink/out_dtype are the
         deprecated output transform. Returns one array, a tuple, or a list (return_as_list)."""
         if "batch_size" in dynamic_kwargs:
             if minibatch_size is not None:
@@ -506,10 +361,7 @@ class Network:
         if minibatch_size is not None and minibatch_size < 1:
             raise ValueError(f"minibatch_size must be >= 1, got {minibatch_size}")
         if devices is None:
-            if num_gpus is None or num_gpus < 1:
-                raise ValueError(f"num_gpus must be >= 1, got {num_gpus}")
-            has_gpu = bool(tf.config.experimental.list_physical_devices("GPU"))
-            devices = ["/gpu:%d" % i if has_gpu else "/cpu:0" for i in range(num_gpus)]
+            devices = tfutil.tower_devices(num_gpus)
         devices = list(devices)
         if not devices:
             raise ValueError("devices must name at least one device")
@@ -763,7 +615,7 @@ class Network:
             direct_ops = any("/" not in r and op.type not in ("Identity", "Cast", "Transpose")
                              for r, op in zip(rel, ops))
             name = scope[len(self._op_scope) + 1:]
-            # Like GANformer: open components and scopes that hold attention layers.
+            # Like GANsformer: open components and scopes that hold attention layers.
             descend = name in comp_names or any(r.startswith("AttLayer") for r in rel)
             if (level == 0 or not direct_ops or descend) and len(ops) + len(variables) > 1:
                 seen = []

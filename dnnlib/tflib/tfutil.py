@@ -254,11 +254,29 @@ def convert_images_to_uint8(images, drange=(-1, 1), nchw_to_nhwc=False, shrink=1
     return tf.saturate_cast(images, tf.uint8)
 
 
+def list_gpus() -> list:
+    """The physical GPUs TensorFlow sees (tf.config PhysicalDevice list; empty without GPU or
+    when TF cannot list them). Does not create the runtime's devices, so virtual-device setup
+    may still follow."""
+    try:
+        return tf.config.experimental.list_physical_devices("GPU")
+    except (RuntimeError, ValueError):
+        return []
+
+
+def tower_devices(num_towers: int) -> List[str]:
+    """Device names for num_towers towers: '/gpu:i' when a GPU is visible, else '/cpu:0' for
+    every tower (CPU-only machines, tests). Whether enough GPUs exist is the caller's check."""
+    if num_towers is None or num_towers < 1:
+        raise ValueError(f"num_gpus must be >= 1, got {num_towers}")
+    has_gpu = bool(list_gpus())
+    return ["/gpu:%d" % i if has_gpu else "/cpu:0" for i in range(num_towers)]
+
+
 def get_device_memory_bytes() -> int:
     """Peak bytes in use on the first GPU, 0 when there is none or TF cannot tell."""
     try:
-        gpus = tf.config.experimental.list_physical_devices("GPU")
-        if not gpus:
+        if not list_gpus():
             return 0
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
     except Exception:  # Older TF or no memory stats: report nothing rather than fail the run.

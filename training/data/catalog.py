@@ -11,8 +11,8 @@ import tarfile
 import zipfile
 
 import dnnlib
-from training import image_sources
-from training.dataset_convert import convert
+from training.data import sources
+from training.data.convert import convert
 
 DRIVE = "https://drive.google.com/uc?export=download&id=%s"
 CATALOG = {
@@ -84,13 +84,13 @@ def prepare(key, tfrecord_dir, src, download, opts, log=print):
         opts.shards = entry.shards  # Catalog shard count only for a full conversion (prepare_data.py).
     meta = dict(source=key)
     if key == "ffhq" and os.path.isfile(path) and ".tfrecords" in os.path.basename(path):
-        source = image_sources.TFRecordSource(path)
+        source = sources.TFRecordSource(path)
     else:
         folder = path if os.path.isdir(path) else _extract(path)
         if key == "bedrooms":
-            source = image_sources.LmdbSource(_find_lmdb(folder), opts.max_images)
+            source = sources.LmdbSource(_find_lmdb(folder), opts.max_images)
         else:
-            source = image_sources.FolderSource(folder)
+            source = sources.FolderSource(folder)
     n = convert(source, tfrecord_dir, opts, meta=meta, log=log)
     if opts.max_images is None and n < 50000 and key in ("ffhq", "bedrooms"):
         log("Warning: only %d images (the full %s has %d)" % (n, key, entry.images))

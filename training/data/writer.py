@@ -1,5 +1,5 @@
 """DatasetWriter: streams images into a multi-resolution TFRecord dataset (format in
-training/tfrecord_format.py), atomically: everything is written under `.<name>.tmp-<pid>`
+training/data/records.py), atomically: everything is written under `.<name>.tmp-<pid>`
 beside the target and renamed into place only by close(); an exception (or Ctrl-C) inside
 a `with DatasetWriter(...)` block removes the temporary directory. Memory stays flat: each
 image (or batch) is written as it arrives; only the small label rows are kept."""
@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 
 import dnnlib
-from training import tfrecord_format as fmt
+from training.data import records as fmt
 
 
 class DatasetWriter:
@@ -111,7 +111,7 @@ class DatasetWriter:
         ex = tf.train.Example(features=tf.train.Features(feature={
             "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(shape))),
             key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload]))}))
-        # Round-robin shards (GANformer): interleaving shards in order restores image order.
+        # Round-robin shards (GANsformer): interleaving shards in order restores image order.
         self.writers[log2][index % self.shards].write(ex.SerializeToString())
 
     def _add_labels(self, labels, n):

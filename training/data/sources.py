@@ -224,7 +224,7 @@ class TFRecordSource(Source):
     random_access = False
 
     def __init__(self, path):
-        from training import tfrecord_format as fmt
+        from training.data import records as fmt
         _require_path(path, "tfrecords file", "check the path or pass --download")
         self.path, self.fmt = path, fmt
         super().__init__(None)

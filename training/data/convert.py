@@ -8,14 +8,14 @@ is centre-cropped to the aspect `ratio` (height/width, default 1) and Lanczos-re
 width `resolution`. Non-square content is stored as
   native: true H x W records, H = ratio*W rounded to a multiple of W/4 (so every level down to
           width 4 has a whole height; the reader serves [B,C,H,W]), or
-  pad:    GANformer's padded squares: the H x W content centred in a black W x W square; the
+  pad:    GANsformer's padded squares: the H x W content centred in a black W x W square; the
           ratio is kept in dataset.json (dataset.ratio) for cropping samples and metrics."""
 
 import numpy as np
 
 import dnnlib
-from training.image_sources import BadImage
-from training.tfrecord_writer import DatasetWriter
+from training.data.sources import BadImage
+from training.data.writer import DatasetWriter
 
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 

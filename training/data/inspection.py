@@ -1,5 +1,5 @@
 """dataset_tool's read-side commands: info, display (an image grid), extract (PNGs), compare.
-Numpy/Pillow only (no TF graph); format in training/tfrecord_format.py."""
+Numpy/Pillow only (no TF graph); format in training/data/records.py."""
 
 import os
 import shutil
@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 
 import dnnlib
-from training import tfrecord_format as fmt
+from training.data import records as fmt
+from training.visuals import save_image_grid
 
 
 def _save_png(chw, path):
@@ -43,14 +44,7 @@ def display(tfrecord_dir, out_png, grid=(8, 8), show=False, log=print):
     """Save the first grid[0]*grid[1] images as one PNG grid (and open it if show)."""
     files = fmt.DatasetFiles(tfrecord_dir)
     imgs = list(fmt.iter_images(files, max_images=grid[0] * grid[1]))
-    c, h, w = imgs[0].shape
-    canvas = np.zeros([c, grid[1] * h, grid[0] * w], np.uint8)
-    for i, img in enumerate(imgs):
-        y, x = divmod(i, grid[0])
-        canvas[:, y * h:(y + 1) * h, x * w:(x + 1) * w] = img
-    tmp = out_png + ".tmp.png"
-    _save_png(canvas, tmp)
-    os.replace(tmp, out_png)
+    save_image_grid(np.stack(imgs), out_png, drange=(0, 255), grid_size=grid)
     log("Saved %d images of %s to %s" % (len(imgs), tfrecord_dir, out_png))
     if show:
         import PIL.Image

@@ -166,7 +166,7 @@ def create_scenes(tfrecord_dir, num_images=20000, resolution=64, seed=123, min_o
     """Write the procedural scenes dataset to tfrecord_dir (atomically; see DatasetWriter).
 
     Batch b uses seed (seed, b), so the dataset depends on seed and batch_size only."""
-    from training.tfrecord_writer import DatasetWriter
+    from training.data.writer import DatasetWriter
     if num_images < 1:
         raise ValueError("num_images must be >= 1, got %d" % num_images)
     if resolution < 4 or resolution & (resolution - 1):
