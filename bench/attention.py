@@ -73,11 +73,11 @@ def bench_layer(kind, grid, k, channels, latent_dim, batch, repeats):
 def bench_generator(preset, resolution, batch, repeats, overrides):
     import tensorflow.compat.v1 as tf
     import dnnlib.tflib as tflib
-    from training import networks, presets
+    from training import networks, options
     over = dict(overrides)
     if preset == "SAGAN":
         over["g_img2img"] = min(5, int(np.log2(resolution)))
-    gkw, _ = presets.resolve(preset, resolution=resolution, **over)
+    gkw, _ = options.resolve_model(preset, resolution=resolution, **over)
     with tf.Graph().as_default(), tflib.create_session().as_default() as sess:
         G = tflib.Network("G", func_name=networks.Generator, **gkw)
         z = tf.random_normal([batch] + G.input_shape[1:])
@@ -109,8 +109,8 @@ def main():
     parser.add_argument("--presets", nargs="+", default=None)
     parser.add_argument("--channel-max", type=int, default=512, help="G width cap (512 = official)")
     args = parser.parse_args()
-    from training import presets
-    names = args.presets or list(presets.PRESETS)
+    from training import options
+    names = args.presets or list(options.PRESETS)
     overrides = dict(channel_max=args.channel_max)
     if args.smoke:
         args.grids, args.sagan_max_grid, args.repeats, args.channels, args.batch = [4, 8, 16], 16, 1, 16, 2

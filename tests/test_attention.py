@@ -14,7 +14,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import dnnlib.tflib as tflib
-from training import networks, presets
+from training import networks, options
 
 B, F, T, DF, DT, DIM, HEADS, PF, PT = 3, 12, 5, 6, 7, 8, 2, 10, 9
 
@@ -97,7 +97,7 @@ def test_attention_layer_matches_numpy(tf_session, integration, norm, kmeans, it
 
 def synthesis_outputs(preset, **extra):
     """(G, maps [B, k, L_att, N, h, w], ws, latents_out) of a tiny 16x8 (ratio 0.5) generator."""
-    gkw, _ = presets.resolve(preset, resolution=16, ratio=0.5, channel_base=128, channel_max=32, components_num=3,
+    gkw, _ = options.resolve_model(preset, resolution=16, ratio=0.5, channel_base=128, channel_max=32, components_num=3,
                              latent_size=24, num_heads=2, mapping_num_layers=2, noise_mode="const", **extra)
     G = tflib.Network("G", func_name=networks.Generator, **gkw)
     tflib.init_uninitialized_vars()
@@ -123,7 +123,7 @@ def test_attention_maps_and_latents(tf_session, preset):
 
 
 def test_attention_maps_without_transformer(tf_session):
-    gkw, _ = presets.resolve("StyleGAN2", resolution=16, ratio=0.5, channel_base=128, channel_max=32,
+    gkw, _ = options.resolve_model("StyleGAN2", resolution=16, ratio=0.5, channel_base=128, channel_max=32,
                              latent_size=24, mapping_num_layers=2)
     G = tflib.Network("G", func_name=networks.Generator, **gkw)
     tflib.init_uninitialized_vars()

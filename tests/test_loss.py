@@ -45,7 +45,7 @@ def test_unknown_loss_names_raise(tf_session):
         loss_lib.g_loss_from_scores(tf.zeros([2, 1]), "softmax")
     with pytest.raises(ValueError, match="unknown regularizer"):
         G, D = _nets(True)
-        loss_lib.D_loss(G, D, tf.zeros([2, C, R, R]), tf.zeros([2, 0]), 2, reg="l2")
+        loss_lib.D_loss(G, D, tf.zeros([2, C, R, R]), tf.zeros([2, 0]), 2, loss="logistic", reg="l2", gamma=1.0)
 
 
 @pytest.mark.parametrize("reg", ["r1", "r2", "gp"])
@@ -54,7 +54,7 @@ def test_regularizers_on_linear_d(tf_session, reg):
     G, D = _nets(linear_d=True)
     gamma = 7.0
     reals = tf.constant(np.random.RandomState(3).randn(B, C, R, R).astype(np.float32))
-    loss, penalty = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, reg=reg, gamma=gamma)
+    loss, penalty = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, loss="logistic", reg=reg, gamma=gamma)
     tf_session.run(tf.global_variables_initializer())
     # Fix ||w|| = 2.5: a random init can put ||w|| within 1e-3 of 1,
     # where GP's (||w|| - 1)^2 loses its digits to float32 cancellation.
@@ -75,7 +75,7 @@ def test_r1_matches_finite_differences_on_nonlinear_d(tf_session):
     gamma = 3.0
     reals_np = np.random.RandomState(4).randn(B, C, R, R).astype(np.float32)
     reals = tf.placeholder(tf.float32, [B, C, R, R])
-    _loss, penalty = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, reg="r1", gamma=gamma)
+    _loss, penalty = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, loss="logistic", reg="r1", gamma=gamma)
     scores = D.get_output_for(reals, tf.zeros([B, 0]))
     tf_session.run(tf.global_variables_initializer())
     got = tf_session.run(penalty, {reals: reals_np})[:, 0]
@@ -101,7 +101,7 @@ def test_d_loss_uses_reals_and_fakes(tf_session):
     rnd = np.random.RandomState(5)
     reals = tf.constant(rnd.randn(B, C, R, R).astype(np.float32))
     z = tf.constant(rnd.randn(B, Z).astype(np.float32))
-    loss, reg = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, reg="none", latents=z)
+    loss, reg = loss_lib.D_loss(G, D, reals, tf.zeros([B, 0]), B, loss="logistic", reg="none", gamma=0.0, latents=z)
     assert reg is None
     real_s = D.get_output_for(reals, tf.zeros([B, 0]))
     fake_s = D.get_output_for(G.get_output_for(z, tf.zeros([B, 0]))[0], tf.zeros([B, 0]))
@@ -138,8 +138,8 @@ def test_path_length_penalty_matches_analytic(tf_session):
 def test_g_loss_returns_path_reg_only_when_weighted(tf_session):
     G, D = _nets(False)
     labels = tf.zeros([4, 0])
-    _, reg0 = loss_lib.G_loss(G, D, labels, 4, pl_weight=0.0)
-    loss, reg = loss_lib.G_loss(G, D, labels, 4, pl_weight=2.0)
+    _, reg0 = loss_lib.G_loss(G, D, labels, 4, loss="logistic_ns", pl_weight=0.0)
+    loss, reg = loss_lib.G_loss(G, D, labels, 4, loss="logistic_ns", pl_weight=2.0)
     assert reg0 is None
     tf_session.run(tf.global_variables_initializer())
     loss_v, reg_v = tf_session.run([loss, reg])

@@ -1,4 +1,4 @@
-"""training/networks.py + training/presets.py: every preset builds and trains (forward and
+"""training/networks.py + training/options.py: every preset builds and trains (forward and
 backward, every trainable variable reached) at 16x16, 32x32 and 32x64 (width 64, height 32);
 truncation, style / component mixing, determinism, pickles, preset validation.
 
@@ -16,7 +16,7 @@ import tensorflow.compat.v1 as tf
 
 import dnnlib
 import dnnlib.tflib as tflib
-from training import networks, presets
+from training import networks, options
 
 TINY = dict(channel_base=128, channel_max=32, components_num=3, latent_size=24, num_heads=2,
             mapping_num_layers=2)
@@ -45,7 +45,7 @@ def build_kwargs(preset, resolution, ratio, **extra):
     if preset == "SAGAN":
         over["g_img2img"] = 3
     over.update(extra)
-    return presets.resolve(preset, **over)
+    return options.resolve_model(preset, **over)
 
 
 def train_graph(gkw, dkw):
@@ -88,14 +88,14 @@ def check_training_step(t, height, width):
             assert not dead, "trainables without gradient: %s" % dead
 
 
-@pytest.mark.parametrize("preset", list(presets.PRESETS))
+@pytest.mark.parametrize("preset", list(options.PRESETS))
 def test_networks_preset_trains_16(tf_session, preset):
     """G and D losses at 16x16: forward, backward, every trainable reached."""
     gkw, dkw = build_kwargs(preset, 16, 1.0)
     check_training_step(train_graph(gkw, dkw), 16, 16)
 
 
-@pytest.mark.parametrize("preset", list(presets.PRESETS))
+@pytest.mark.parametrize("preset", list(options.PRESETS))
 @pytest.mark.parametrize("resolution,ratio", [(32, 1.0), (64, 0.5)])
 def test_networks_preset_forward_backward(tf_session, preset, resolution, ratio):
     """32x32 and 32x64 (height x width): G and D separately (cheaper graphs), attention at 4-8 px
@@ -263,15 +263,15 @@ def test_networks_same_seed_same_images_and_pickle(tf_session):
 
 
 def test_presets_table_and_resolution():
-    assert {"ganformer", "simplex", "duplex", "GAN", "StyleGAN2", "kGAN", "SAGAN"} <= set(presets.PRESETS)
-    keys = [sorted(row) for row in presets.PRESETS.values()]
+    assert {"ganformer", "simplex", "duplex", "GAN", "StyleGAN2", "kGAN", "SAGAN"} <= set(options.PRESETS)
+    keys = [sorted(row) for row in options.PRESETS.values()]
     assert all(k == keys[0] for k in keys)
-    gkw, dkw = presets.resolve("ganformer", resolution=64, ratio=0.5, d_architecture="skip", mbstd_group_size=2)
+    gkw, dkw = options.resolve_model("ganformer", resolution=64, ratio=0.5, d_architecture="skip", mbstd_group_size=2)
     assert gkw["architecture"] == "resnet" and dkw["architecture"] == "skip"
     assert gkw["kmeans"] and gkw["transformer"] and not dkw["transformer"]
     assert dkw["ratio"] == gkw["ratio"] == 0.5 and dkw["mbstd_group_size"] == 2 and "mbstd_group_size" not in gkw
-    g_ok = set(presets.g_options())
-    assert set(gkw) <= g_ok and set(dkw) <= set(presets.d_options())
+    g_ok = set(options.g_options())
+    assert set(gkw) <= g_ok and set(dkw) <= set(options.d_options())
 
 
 @pytest.mark.parametrize("preset,over,fragment", [
@@ -292,7 +292,7 @@ def test_presets_table_and_resolution():
 ])
 def test_presets_reject_bad_options(preset, over, fragment):
     with pytest.raises(dnnlib.util.UserError, match=fragment):
-        presets.resolve(preset, **over)
+        options.resolve_model(preset, **over)
 
 
 # ----------------------------------------------------------------------------

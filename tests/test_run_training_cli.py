@@ -45,9 +45,9 @@ def test_help_lists_every_option(capsys):
 
 def test_every_model_option_is_described():
     """Each model flag's help is the comment beside its default in training/networks.py."""
-    from training import train_options
-    specs = {s.flags[0]: s.kwargs["help"] for s in train_options.cli_specs()}
-    g_names, d_names = train_options.model_option_names()
+    from training import options
+    specs = {a.option_strings[0]: a.help for a in run_training.build_parser()._actions if a.option_strings}
+    g_names, d_names = options.model_flag_names()
     flags = ["--" + n.replace("_", "-") for n in g_names] + ["--d-" + n.replace("_", "-") for n in d_names]
     undescribed = [f for f in flags if "model option (default" in specs[f]]
     assert not undescribed

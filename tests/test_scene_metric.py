@@ -14,7 +14,7 @@ from metrics import metric_base, metric_defaults
 from metrics.frechet_inception_distance import feature_stats, frechet_distance
 from metrics.precision_recall import precision_recall
 from training import misc
-from training.scenes import render_scenes
+from training.data.scenes import render_scenes
 
 N = 256
 RES = 64
@@ -22,8 +22,8 @@ RES = 64
 
 def _untrained_generator():
     """A randomly initialised GANsformer at 64 px (tiny widths), as training starts from."""
-    from training import networks, presets
-    gkw, _ = presets.resolve("ganformer", channel_base=256, channel_max=32, components_num=3, latent_size=24,
+    from training import networks, options
+    gkw, _ = options.resolve_model("ganformer", channel_base=256, channel_max=32, components_num=3, latent_size=24,
                              num_heads=2, mapping_num_layers=2, resolution=RES, ratio=1.0)
     return tflib.Network("G", func_name=networks.Generator, **gkw)
 
@@ -62,7 +62,7 @@ def test_scene_features_rank_real_far_better_than_noise_and_untrained_g(tf_sessi
 
 def test_fid_scenes_pipeline_runs_offline(tmp_path, monkeypatch, shipped_net_path):
     monkeypatch.setenv(metric_base.METRIC_NETS_DIR_ENV, str(tmp_path))  # Empty: the shipped file must be used.
-    from training.scenes import create_scenes
+    from training.data.scenes import create_scenes
     create_scenes(str(tmp_path / "data" / "scenes"), num_images=64, resolution=RES, seed=9, verbose=False)
     with tf.Graph().as_default(), tflib.create_session().as_default():
         tf.set_random_seed(2)

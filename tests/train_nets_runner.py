@@ -16,7 +16,7 @@ COLOR = (200, 60, 20)
 
 def make_color_dataset(path, num=256, res=8, color=COLOR):
     """num images of one flat colour (a tiny dataset whose statistics are known)."""
-    from training.tfrecord_writer import DatasetWriter
+    from training.data.writer import DatasetWriter
     images = np.zeros([num, 3, res, res], np.uint8)
     images[:] = np.array(color, np.uint8)[None, :, None, None]
     with DatasetWriter(path) as writer:
@@ -25,13 +25,14 @@ def make_color_dataset(path, num=256, res=8, color=COLOR):
 
 
 def loop_kwargs(dataset_dir, total_kimg, g_lr=0.002, **overrides):
-    kwargs = dict(G_args=dict(func_name="tests.train_nets_tiny.G_tiny"),
-                  D_args=dict(func_name="tests.train_nets_tiny.D_tiny"),
-                  dataset_args=dict(tfrecord_dir=dataset_dir, shuffle_mb=1, prefetch_mb=1),
-                  G_loss_args=dict(loss="logistic_ns"), D_loss_args=dict(loss="logistic", reg="r1", gamma=1.0),
-                  batch_size=16, batch_gpu=8, device_type="cpu", total_kimg=total_kimg, kimg_per_tick=1,
-                  snapshot_ticks=1, keep_snapshots=3, G_lrate=g_lr, D_lrate=0.002, grid_size=(4, 2),
-                  tf_config={"rnd.np_random_seed": 1})
+    from training import options
+    kwargs = options.default_loop_kwargs(
+        G_args=dict(func_name="tests.train_nets_tiny.G_tiny"), D_args=dict(func_name="tests.train_nets_tiny.D_tiny"),
+        dataset_args=dict(tfrecord_dir=dataset_dir, shuffle_mb=1, prefetch_mb=1),
+        G_loss_args=dict(loss="logistic_ns", pl_weight=0.0), D_loss_args=dict(loss="logistic", reg="r1", gamma=1.0),
+        batch_size=16, batch_gpu=8, num_gpus=1, device_ids=[0], device_type="cpu", total_kimg=total_kimg,
+        kimg_per_tick=1, snapshot_ticks=1, keep_snapshots=3, G_lrate=g_lr, D_lrate=0.002, grid_size=(4, 2),
+        tf_config={"rnd.np_random_seed": 1})
     kwargs.update(overrides)
     return kwargs
 

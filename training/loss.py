@@ -96,7 +96,7 @@ def path_length_penalty(G, latents, labels, pl_decay=0.01, pl_weight=2.0, noise=
     return penalty[:, None] * pl_weight, lengths
 
 
-def G_loss(G, D, labels, minibatch_size, loss="logistic_ns", pl_weight=0.0,
+def G_loss(G, D, labels, minibatch_size, *, loss, pl_weight,
            pl_minibatch_shrink=2, pl_decay=0.01, latents=None, pl_latents=None):
     """G's loss and (when pl_weight > 0) path-length regularizer, per sample.
 
@@ -115,8 +115,7 @@ def G_loss(G, D, labels, minibatch_size, loss="logistic_ns", pl_weight=0.0,
     return loss_out, reg
 
 
-def D_loss(G, D, reals, labels, minibatch_size, loss="logistic", reg="r1", gamma=10.0,
-           latents=None):
+def D_loss(G, D, reals, labels, minibatch_size, *, loss, reg, gamma, latents=None):
     """D's loss and regularizer (r1 on reals, r2 on fakes, gp on interpolations, none)."""
     if reg not in D_REGS:
         raise ValueError("d reg: unknown regularizer %r; choose one of %s" % (reg, ", ".join(D_REGS)))

@@ -15,6 +15,7 @@ import dnnlib
 import dnnlib.tflib as tflib
 from dnnlib.tflib import autosummary
 from dnnlib.util import UserError
+from metrics import metric_base
 
 from training import loss as loss_lib
 from training import snapshot
@@ -162,29 +163,56 @@ def set_network_values(net, values):
 # The loop.
 
 
-def training_loop(run_dir=None, submit_config=None, G_args=None, D_args=None,
-                  dataset_args=None, G_loss_args=None, D_loss_args=None,
-                  batch_size=32, batch_gpu=4, num_gpus=1, device_type="gpu", device_ids=None,
-                  total_kimg=25000, kimg_per_tick=4, snapshot_ticks=3, keep_snapshots=10,
-                  G_lrate=0.002, D_lrate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8,
-                  G_reg_interval=4, D_reg_interval=16, G_smoothing_kimg=10.0,
-                  mirror_augment=False, metrics=(), resume=None, pretrained_pkl=None,
-                  seed=1000, grid_size=(8, 4), max_ticks=None, tf_config=None,
-                  metric_args=None, options_to_save=None):
-    """Train G and D in run_dir (default: the submitted run's). resume: a network snapshot
-    of ours to continue from (its training state lies beside it)."""
-    if run_dir is None:
-        run_dir = submit_config.run_dir
+def training_loop(*,
+                  G_args,             # Generator build kwargs (func_name + options); geometry comes from the data.
+                  D_args,             # Discriminator build kwargs, likewise.
+                  dataset_args,       # training.dataset.load_dataset kwargs (tfrecord_dir, resolution, buffers).
+                  G_loss_args,        # training.loss.G_loss kwargs (loss, pl_weight).
+                  D_loss_args,        # training.loss.D_loss kwargs (loss, reg, gamma).
+                  batch_size,         # Global minibatch: num_gpus x batch_gpu x accumulation rounds.
+                  batch_gpu,          # Per-device minibatch of one round.
+                  num_gpus,           # Towers, one per device.
+                  device_type,        # "gpu", or "cpu" for virtual CPU devices.
+                  device_ids,         # Device numbers of the towers (len num_gpus).
+                  total_kimg,         # Length: thousands of real images shown.
+                  kimg_per_tick,      # One progress line every this many kimg.
+                  snapshot_ticks,     # Snapshot, fakes and metrics every this many ticks; 0 = only at the end.
+                  keep_snapshots,     # Keep the newest N network snapshots; 0 = all.
+                  G_lrate,            # Adam learning rate of G.
+                  D_lrate,            # Adam learning rate of D.
+                  beta1,              # Adam beta1 (both).
+                  beta2,              # Adam beta2 (both).
+                  epsilon,            # Adam epsilon (both).
+                  G_reg_interval,     # Lazy G regularization every N minibatches.
+                  D_reg_interval,     # Lazy D regularization every N minibatches.
+                  G_smoothing_kimg,   # Half-life of the Gs moving average; 0 = Gs copies G.
+                  mirror_augment,     # Flip reals horizontally with probability 1/2.
+                  metrics,            # Metric names (metrics/metric_defaults.py) at each snapshot.
+                  seed,               # Seed of numpy and TF randomness.
+                  grid_size,          # (columns, rows) of the fakes grids.
+                  tf_config,          # tflib.init_tf config dict.
+                  run_dir=None,       # Where to write; None = submit_config.run_dir.
+                  submit_config=None, # dnnlib.submission run config (when submitted).
+                  resume=None,        # Network snapshot of ours to continue from (its state lies beside it).
+                  pretrained_pkl=None,  # Network pickle (ours or official) to initialize from, by name.
+                  max_ticks=None,     # Stop after this many ticks (tests); None = run to total_kimg.
+                  metric_args=None,   # Extra metric kwargs (tests: fewer images).
+                  options_to_save=None):  # Resolved options, written to training_options.json.
+    """Train G and D in run_dir (default: the submitted run's). The keywords come from
+    training.options.loop_kwargs() (the recipe table); the loop has no defaults of its own."""
+    from training import options
+    checked = dict(batch_size=batch_size, batch_gpu=batch_gpu, num_devices=num_gpus, total_kimg=total_kimg,
+                   kimg_per_tick=kimg_per_tick, keep_snapshots=keep_snapshots, g_lr=G_lrate, d_lr=D_lrate,
+                   ema_kimg=G_smoothing_kimg, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
+                   grid_size=grid_size, metrics=list(metrics), g_loss=G_loss_args.get("loss"),
+                   d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"))
+    options.validate(train={k: v for k, v in checked.items() if v is not None})
+    assert len(device_ids) == num_gpus, (device_ids, num_gpus)
+    run_dir = run_dir or submit_config.run_dir
     tflib.init_tf(tf_config)
     if options_to_save is not None:
         save_options(run_dir, options_to_save)
-    from training import dataset as dataset_lib
-    from training import misc
-
-    if batch_size % (batch_gpu * num_gpus) != 0:
-        raise UserError("--batch-size %d must be a multiple of --batch-gpu %d x %d devices"
-                        % (batch_size, batch_gpu, num_gpus))
-    cfg = dnnlib.EasyDict(G_loss_args=dict(G_loss_args or {}), D_loss_args=dict(D_loss_args or {}),
+    cfg = dnnlib.EasyDict(G_loss_args=dict(G_loss_args), D_loss_args=dict(D_loss_args),
                           minibatch_multiplier=batch_size // (batch_gpu * num_gpus),
                           G_lrate=G_lrate, D_lrate=D_lrate, beta1=beta1, beta2=beta2, epsilon=epsilon,
                           G_reg_interval=G_reg_interval, D_reg_interval=D_reg_interval)
@@ -193,41 +221,139 @@ def training_loop(run_dir=None, submit_config=None, G_args=None, D_args=None,
     if os.path.exists(abort_file):   # It stopped the previous session; rerunning means continue.
         os.remove(abort_file)
 
-    # Resume: progress and RNG come from the state file beside the snapshot.
-    state = None
-    if resume is not None:
-        state = snapshot.load_state(snapshot.state_path_for(resume))
-    cur_nimg = state["cur_nimg"] if state else 0
-    cur_tick = state["cur_tick"] if state else 0
-    elapsed_before = state["elapsed_time"] if state else 0.0
-    rng = np.random.RandomState(seed)
-    if state:
-        rng.set_state(state["np_rng_state"])
+    # Set-up: progress, data, networks, graph, fixed sample latents.
+    progress = resume_progress(resume, seed)
+    devices = ["/%s:%d" % (device_type, i) for i in device_ids]
+    training_set = load_training_set(dataset_args, mirror_augment, (seed + progress.cur_nimg) % (1 << 31))
+    G, D, Gs = build_networks(G_args, D_args, training_set, devices[0], resume or pretrained_pkl)
+    ops = build_training_graph(G, D, devices, batch_gpu, *reader_inputs(training_set), cfg)
+    Gs_beta = 0.5 ** (batch_size / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
+    with tf.device(devices[0]):
+        Gs_update = Gs.setup_as_moving_average_of(G, beta=Gs_beta)
+    tflib.init_uninitialized_vars()
+    extra_vars = state_variables([G, D, Gs])
+    restore_state_variables(progress, extra_vars)
+    grid = sample_grid(progress, G, training_set, grid_size)
+    if progress.cur_nimg == 0:
+        reals_np, _ = training_set.get_minibatch_np(min(grid_size[0] * grid_size[1], 64))
+        visuals.save_image_grid(reals_np, os.path.join(run_dir, "reals.png"),
+                                drange=training_set.dynamic_range, grid_size=None)
+        visuals.save_fakes(Gs, grid.latents, grid.labels, run_dir, "init", grid_size, G_args)
+    training_set.configure(batch_gpu)  # After the grid: get_minibatch_np reconfigures the reader.
+
+    def write_snapshot():
+        state_out = dict(seed=seed, grid_latents=grid.latents, grid_labels=grid.labels, cur_nimg=progress.cur_nimg,
+                         cur_tick=progress.cur_tick, elapsed_time=progress.elapsed(),
+                         np_rng_state=progress.rng.get_state(),
+                         tf_vars=dict(zip([v.name for v in extra_vars], tflib.run(extra_vars))))
+        path = snapshot.save_snapshot(run_dir, progress.cur_nimg // 1000, (G, D, Gs), state_out)
+        snapshot.prune_snapshots(run_dir, keep_snapshots)
+        return path
+
+    # The loop: minibatches until a tick is due, then the tick line, snapshots and metrics.
+    print("Training for %g kimg (from %g) with batch %d = %d device(s) x %d x %d rounds..."
+          % (total_kimg, progress.cur_nimg / 1000, batch_size, num_gpus, batch_gpu, cfg.minibatch_multiplier))
+    summary_writer = tf.summary.FileWriter(run_dir)
+    total_nimg = int(total_kimg * 1000)
+    progress.start_tick()
+    minibatch_count = progress.cur_nimg // batch_size
+    sums = dict(G_loss=[], D_loss=[], G_reg=[], D_reg=[])
+    last_snapshot = None
+    done = progress.cur_nimg >= total_nimg
+    while not done:
+        run_minibatch(ops, cfg, minibatch_count, sums)
+        tflib.run(Gs_update)
+        minibatch_count += 1
+        progress.cur_nimg += batch_size
+        check_finite(sums, run_dir, progress.cur_nimg)
+        abort = os.path.exists(abort_file)
+        done = progress.cur_nimg >= total_nimg or abort
+        if progress.cur_nimg < progress.tick_start_nimg + kimg_per_tick * 1000 and not done:
+            continue
+
+        progress.cur_tick += 1
+        report_tick(progress, sums, total_nimg)
+        if snapshot_ticks and (progress.cur_tick % snapshot_ticks == 0 or done):
+            last_snapshot = write_snapshot()
+            visuals.save_fakes(Gs, grid.latents, grid.labels, run_dir, "%06d" % (progress.cur_nimg // 1000),
+                               grid_size, G_args)
+            if metrics:  # As run_metrics.py does; each result is appended to run_dir/metric-<name>.txt.
+                values = metric_base.evaluate_metrics(
+                    metrics, last_snapshot, run_dir=run_dir, dataset_args=dict(dataset_args, shuffle_mb=0),
+                    num_gpus=num_gpus if device_type == "gpu" else 1, **(metric_args or {}))
+                for name, value in values.items():
+                    autosummary.autosummary("Metrics/" + name, value)
+        autosummary.save_summaries(summary_writer, progress.cur_nimg // 1000)
+        summary_writer.flush()
+        sums = {k: [] for k in sums}
+        progress.start_tick()
+        if max_ticks is not None and progress.cur_tick >= max_ticks:
+            break
+        if abort:
+            print("abort.txt found in %s: stopped after a snapshot." % run_dir)
+
+    if progress.cur_nimg >= total_nimg:
+        last_snapshot = dnnlib.util.atomic_write_pickle((G, D, Gs), os.path.join(run_dir, "network-final.pkl"))
+    summary_writer.close()
+    return dnnlib.EasyDict(cur_nimg=progress.cur_nimg, cur_tick=progress.cur_tick, last_snapshot=last_snapshot,
+                           state_vars=extra_vars, networks=(G, D, Gs))
+
+
+# ----------------------------------------------------------------------------
+# The loop's phases.
+
+
+class Progress:
+    """Images shown, ticks, time and the numpy RNG of a run; from the state file beside the
+    resumed snapshot, or fresh."""
+
+    def __init__(self, state, seed):
+        self.state = state
+        self.cur_nimg = state["cur_nimg"] if state else 0
+        self.cur_tick = state["cur_tick"] if state else 0
+        self.elapsed_before = state["elapsed_time"] if state else 0.0
+        self.rng = np.random.RandomState(seed)
+        if state:
+            self.rng.set_state(state["np_rng_state"])
+        self.start_time = time.time()
+        self.start_tick()
+
+    def start_tick(self):
+        self.tick_start_nimg, self.tick_start_time = self.cur_nimg, time.time()
+
+    def elapsed(self):
+        return self.elapsed_before + (time.time() - self.start_time)
+
+
+def resume_progress(resume, seed):
+    state = snapshot.load_state(snapshot.state_path_for(resume)) if resume is not None else None
+    progress = Progress(state, seed)
     # Graph-mode op RNG cannot be saved; reseed it from (seed, progress) so a resumed run is
     # deterministic given where it resumed.
-    tf.set_random_seed((seed * 1000003 + cur_nimg) % (1 << 31))
-    np.random.seed(rng.randint(1 << 31))
+    tf.set_random_seed((seed * 1000003 + progress.cur_nimg) % (1 << 31))
+    np.random.seed(progress.rng.randint(1 << 31))
+    return progress
 
-    device_ids = list(device_ids) if device_ids is not None else list(range(num_gpus))
-    assert len(device_ids) == num_gpus, (device_ids, num_gpus)
-    devices = ["/%s:%d" % (device_type, i) for i in device_ids]
 
-    # Dataset.
-    training_set = dataset_lib.load_dataset(verbose=True, mirror_augment=mirror_augment,
-                                            seed=(seed + cur_nimg) % (1 << 31), **dataset_args)
+def load_training_set(dataset_args, mirror_augment, seed):
+    from training import dataset as dataset_lib
+    training_set = dataset_lib.load_dataset(verbose=True, mirror_augment=mirror_augment, seed=seed, **dataset_args)
     print("Dataset: %s, %d channels, %dx%d, %d label dims"
           % (dataset_args.get("tfrecord_dir"), training_set.shape[0], training_set.shape[1],
              training_set.shape[2], training_set.label_size))
+    return training_set
 
-    # Networks. Their geometry comes from the stored records: resolution = width, ratio =
-    # height / width (true non-square records; padded squares train as squares, ratio 1).
+
+def build_networks(G_args, D_args, training_set, device, source):
+    """G, D and Gs on device, their geometry from the stored records (resolution = width, ratio =
+    height / width: true non-square records; padded squares train as squares), initialized from
+    source (a snapshot or pickle) when given."""
     geometry = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
                     ratio=training_set.shape[1] / training_set.shape[2], c_dim=training_set.label_size)
-    with tf.device(devices[0]):
+    with tf.device(device):
         G = tflib.Network("G", **dict(G_args, **geometry))
         D = tflib.Network("D", **dict(D_args, **geometry))
         Gs = G.clone("Gs")
-    source = resume or pretrained_pkl
     if source:
         print("Loading networks from %s" % source)
         for dst, values in zip((G, D, Gs), load_network_values(source)):
@@ -235,164 +361,91 @@ def training_loop(run_dir=None, submit_config=None, G_args=None, D_args=None,
             print("  %s: %d of %d variables copied" % (dst.name, copied, total))
     G.print_layers()
     D.print_layers()
+    return G, D, Gs
 
-    # Graph: towers, optimizers, EMA.
+
+def reader_inputs(training_set):
+    """(get_reals, get_fake_labels) for build_training_graph, from the reader."""
     def get_reals(tower):
         images, labels = training_set.get_minibatch_tf()
         return process_reals(images, training_set.dynamic_range, False), labels  # Mirrored by the reader.
 
     def get_fake_labels(tower, n):
         return training_set.get_random_labels_tf(n)
+    return get_reals, get_fake_labels
 
-    ops = build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_labels, cfg)
-    Gs_beta = 0.5 ** (batch_size / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
-    with tf.device(devices[0]):
-        Gs_update = Gs.setup_as_moving_average_of(G, beta=Gs_beta)
-    tflib.init_uninitialized_vars()
-    extra_vars = state_variables([G, D, Gs])
-    if state:
-        by_name = {v.name: v for v in extra_vars}
-        restore = {by_name[n]: val for n, val in state["tf_vars"].items() if n in by_name}
-        tflib.set_vars(restore)
-        print("Resumed at kimg %.3f, tick %d (%d of %d optimizer/state variables restored)"
-              % (cur_nimg / 1000, cur_tick, len(restore), len(extra_vars)))
 
-    # Fixed grid latents, so successive fakes grids are comparable.
-    grid_w, grid_h = grid_size
+def restore_state_variables(progress, extra_vars):
+    if not progress.state:
+        return
+    by_name = {v.name: v for v in extra_vars}
+    restore = {by_name[n]: val for n, val in progress.state["tf_vars"].items() if n in by_name}
+    tflib.set_vars(restore)
+    print("Resumed at kimg %.3f, tick %d (%d of %d optimizer/state variables restored)"
+          % (progress.cur_nimg / 1000, progress.cur_tick, len(restore), len(extra_vars)))
+
+
+def sample_grid(progress, G, training_set, grid_size):
+    """Fixed latents and labels of the fakes grids (kept across resumes, so grids compare)."""
+    state = progress.state
     if state and "grid_latents" in state:
-        grid_latents, grid_labels = state["grid_latents"], state["grid_labels"]
-    else:
-        grid_latents = rng.randn(grid_w * grid_h, *G.input_shape[1:]).astype(np.float32)
-        grid_labels = training_set.get_random_labels_np(grid_w * grid_h) \
-            if training_set.label_size else np.zeros([grid_w * grid_h, 0], np.float32)
-    if cur_nimg == 0:
-        reals_np, _ = training_set.get_minibatch_np(min(grid_w * grid_h, 64))
-        misc.save_image_grid(reals_np, os.path.join(run_dir, "reals.png"),
-                             drange=training_set.dynamic_range, grid_size=None)
-        visuals.save_fakes(Gs, grid_latents, grid_labels, run_dir, "init", grid_size, G_args)
-    training_set.configure(batch_gpu)  # After the grid: get_minibatch_np reconfigures the reader.
-
-    summary_writer = tf.summary.FileWriter(run_dir)
-    total_nimg = int(total_kimg * 1000)
-    save_state = dict(seed=seed, grid_latents=grid_latents, grid_labels=grid_labels)
-
-    def write_snapshot():
-        state_out = dict(save_state, cur_nimg=cur_nimg, cur_tick=cur_tick,
-                         elapsed_time=elapsed_before + (time.time() - start_time),
-                         np_rng_state=rng.get_state(),
-                         tf_vars=dict(zip([v.name for v in extra_vars], tflib.run(extra_vars))))
-        path = snapshot.save_snapshot(run_dir, cur_nimg // 1000, (G, D, Gs), state_out)
-        snapshot.prune_snapshots(run_dir, keep_snapshots)
-        return path
-
-    # The loop.
-    print("Training for %g kimg (from %g) with batch %d = %d device(s) x %d x %d rounds..."
-          % (total_kimg, cur_nimg / 1000, batch_size, num_gpus, batch_gpu, cfg.minibatch_multiplier))
-    start_time = time.time()
-    tick_start_time = start_time
-    tick_start_nimg = cur_nimg
-    minibatch_count = cur_nimg // batch_size
-    sums = dict(G_loss=[], D_loss=[], G_reg=[], D_reg=[])
-    last_snapshot = None
-    done = cur_nimg >= total_nimg
-    while not done:
-        # One minibatch: per round G, [G reg], D, [D reg]; then the moving average.
-        run_g_reg = ops.G_reg is not None and minibatch_count % G_reg_interval == 0
-        run_d_reg = ops.D_reg is not None and minibatch_count % D_reg_interval == 0
-        for _round in range(cfg.minibatch_multiplier):
-            g_vals = tflib.run([ops.G_train, ops.G_loss])
-            sums["G_loss"].append(g_vals[1])
-            if run_g_reg:
-                sums["G_reg"].append(tflib.run([ops.G_reg, ops.G_reg_value])[1])
-            sums["D_loss"].append(tflib.run([ops.D_train, ops.D_loss])[1])
-            if run_d_reg:
-                sums["D_reg"].append(tflib.run([ops.D_reg, ops.D_reg_value])[1])
-        tflib.run(Gs_update)
-        minibatch_count += 1
-        cur_nimg += batch_size
-
-        bad = [k for k, v in sums.items() if v and not np.isfinite(v[-1])]
-        if bad:
-            last = snapshot.latest_resumable(run_dir)
-            raise NonFiniteLossError(
-                "non-finite %s at kimg %.1f: training stopped; the last good snapshot is %s; "
-                "lower --g-lr/--d-lr or raise --gamma and resume"
-                % (", ".join(bad), cur_nimg / 1000, last[0] if last else "none (no snapshot yet)"))
-
-        abort = os.path.exists(abort_file)
-        done = cur_nimg >= total_nimg or abort
-        if cur_nimg < tick_start_nimg + kimg_per_tick * 1000 and not done:
-            continue
-
-        # Tick: one line, autosummaries, TensorBoard.
-        cur_tick += 1
-        now = time.time()
-        tick_time = now - tick_start_time
-        tick_kimg = (cur_nimg - tick_start_nimg) / 1000.0
-        sec_per_kimg = tick_time / max(tick_kimg, 1e-9)
-        means = {k: float(np.mean(v)) for k, v in sums.items() if v}
-        rss = host_rss_bytes() / 2 ** 30
-        devmem = tflib.get_device_memory_bytes() / 2 ** 30
-        total_time = elapsed_before + (now - start_time)
-        eta = max(total_nimg - cur_nimg, 0) / 1000.0 * sec_per_kimg
-        line = ("tick %-5d kimg %-8.1f time %-12s sec/tick %-7.1f sec/kimg %-7.2f img/s %-7.1f ETA %-12s"
-                % (cur_tick, cur_nimg / 1000.0, _fmt_time(total_time), tick_time, sec_per_kimg,
-                   tick_kimg * 1000 / max(tick_time, 1e-9), _fmt_time(eta)))
-        line += " ".join("%s %-7.4f" % (k, v) for k, v in means.items())
-        line += " host %.2fGB dev %.2fGB" % (rss, devmem)
-        print(line, flush=True)
-        scalars = {"Progress/tick": cur_tick, "Progress/kimg": cur_nimg / 1000.0,
-                   "Timing/total_hours": total_time / 3600.0, "Timing/sec_per_tick": tick_time,
-                   "Timing/sec_per_kimg": sec_per_kimg, "Resources/host_rss_gb": rss,
-                   "Resources/device_mem_gb": devmem}
-        for k, v in means.items():
-            scalars["Loss/" + k.replace("_", "/")] = v
-        for name, value in scalars.items():
-            autosummary.autosummary(name, value)
-
-        if snapshot_ticks and (cur_tick % snapshot_ticks == 0 or done):
-            last_snapshot = write_snapshot()
-            visuals.save_fakes(Gs, grid_latents, grid_labels, run_dir, "%06d" % (cur_nimg // 1000),
-                               grid_size, G_args)
-            metric_gpus = num_gpus if device_type == "gpu" else 1
-            for name, value in _run_metrics(metrics, last_snapshot, run_dir, dataset_args,
-                                            metric_gpus, metric_args).items():
-                autosummary.autosummary("Metrics/" + name, value)
-        autosummary.save_summaries(summary_writer, cur_nimg // 1000)
-        summary_writer.flush()
-        sums = {k: [] for k in sums}
-        tick_start_nimg = cur_nimg
-        tick_start_time = time.time()
-        if max_ticks is not None and cur_tick >= max_ticks:
-            break
-        if abort:
-            print("abort.txt found in %s: stopped after a snapshot." % run_dir)
-
-    if cur_nimg >= total_nimg:
-        final = os.path.join(run_dir, "network-final.pkl")
-        snapshot.atomic_write_pickle((G, D, Gs), final)
-        last_snapshot = final
-    summary_writer.close()
-    return dnnlib.EasyDict(cur_nimg=cur_nimg, cur_tick=cur_tick, last_snapshot=last_snapshot,
-                           state_vars=extra_vars, networks=(G, D, Gs))
+        return dnnlib.EasyDict(latents=state["grid_latents"], labels=state["grid_labels"])
+    num = grid_size[0] * grid_size[1]
+    latents = progress.rng.randn(num, *G.input_shape[1:]).astype(np.float32)
+    labels = training_set.get_random_labels_np(num) if training_set.label_size else np.zeros([num, 0], np.float32)
+    return dnnlib.EasyDict(latents=latents, labels=labels)
 
 
-def _run_metrics(names, network_pkl, run_dir, dataset_args, num_gpus, metric_args):
-    """Evaluate the named metrics (metrics/metric_defaults.py) on a snapshot, each appending
-    to run_dir/metric-<name>.txt; returns {name: value} for TensorBoard."""
-    if not names:
-        return {}
-    from metrics import metric_base, metric_defaults
-    group = metric_base.MetricGroup(metric_defaults.get_metric_kwargs(list(names)))
-    group.run(network_pkl, run_dir=run_dir, dataset_args=dict(dataset_args, shuffle_mb=0), num_gpus=num_gpus,
-              **(metric_args or {}))
-    return {res.name: res.value for metric in group.metrics for res in metric.list_results()}
+def run_minibatch(ops, cfg, minibatch_count, sums):
+    """One minibatch: per accumulation round G, [G reg], D, [D reg]; losses appended to sums."""
+    run_g_reg = ops.G_reg is not None and minibatch_count % cfg.G_reg_interval == 0
+    run_d_reg = ops.D_reg is not None and minibatch_count % cfg.D_reg_interval == 0
+    for _round in range(cfg.minibatch_multiplier):
+        sums["G_loss"].append(tflib.run([ops.G_train, ops.G_loss])[1])
+        if run_g_reg:
+            sums["G_reg"].append(tflib.run([ops.G_reg, ops.G_reg_value])[1])
+        sums["D_loss"].append(tflib.run([ops.D_train, ops.D_loss])[1])
+        if run_d_reg:
+            sums["D_reg"].append(tflib.run([ops.D_reg, ops.D_reg_value])[1])
+
+
+def check_finite(sums, run_dir, cur_nimg):
+    bad = [k for k, v in sums.items() if v and not np.isfinite(v[-1])]
+    if bad:
+        last = snapshot.latest_resumable(run_dir)
+        raise NonFiniteLossError(
+            "non-finite %s at kimg %.1f: training stopped; the last good snapshot is %s; "
+            "lower --g-lr/--d-lr or raise --gamma and resume"
+            % (", ".join(bad), cur_nimg / 1000, last[0] if last else "none (no snapshot yet)"))
+
+
+def report_tick(progress, sums, total_nimg):
+    """The tick line and its autosummaries (console and TensorBoard agree)."""
+    tick_time = time.time() - progress.tick_start_time
+    tick_kimg = (progress.cur_nimg - progress.tick_start_nimg) / 1000.0
+    sec_per_kimg = tick_time / max(tick_kimg, 1e-9)
+    means = {k: float(np.mean(v)) for k, v in sums.items() if v}
+    rss = host_rss_bytes() / 2 ** 30
+    devmem = tflib.get_device_memory_bytes() / 2 ** 30
+    total_time = progress.elapsed()
+    eta = max(total_nimg - progress.cur_nimg, 0) / 1000.0 * sec_per_kimg
+    line = ("tick %-5d kimg %-8.1f time %-12s sec/tick %-7.1f sec/kimg %-7.2f img/s %-7.1f ETA %-12s"
+            % (progress.cur_tick, progress.cur_nimg / 1000.0, _fmt_time(total_time), tick_time, sec_per_kimg,
+               tick_kimg * 1000 / max(tick_time, 1e-9), _fmt_time(eta)))
+    line += " ".join("%s %-7.4f" % (k, v) for k, v in means.items())
+    line += " host %.2fGB dev %.2fGB" % (rss, devmem)
+    print(line, flush=True)
+    scalars = {"Progress/tick": progress.cur_tick, "Progress/kimg": progress.cur_nimg / 1000.0,
+               "Timing/total_hours": total_time / 3600.0, "Timing/sec_per_tick": tick_time,
+               "Timing/sec_per_kimg": sec_per_kimg, "Resources/host_rss_gb": rss,
+               "Resources/device_mem_gb": devmem}
+    for k, v in means.items():
+        scalars["Loss/" + k.replace("_", "/")] = v
+    for name, value in scalars.items():
+        autosummary.autosummary(name, value)
 
 
 def save_options(run_dir, options):
     """Write the resolved options as JSON (temporary name + rename)."""
-    path = os.path.join(run_dir, "training_options.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(options, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    dnnlib.util.atomic_write(os.path.join(run_dir, "training_options.json"),
+                             lambda f: json.dump(options, f, indent=2, sort_keys=True, default=str), mode="w")
