@@ -1,14 +1,28 @@
-"""GANformer generator and discriminator, and the baselines (GAN, StyleGAN2, k-GAN, SAGAN), as
+"""GANsformer generator and discriminator, and the baselines (GAN, StyleGAN2, k-GAN, SAGAN), as
 tflib.Network build functions (REFERENCE.md §1-2).
 
 Self-contained on purpose: pickles carry this module's source, so it imports only numpy, tf,
-dnnlib, dnnlib.tflib and dnnlib.tflib.ops (plus the standard library).
+dnnlib, dnnlib.tflib and dnnlib.tflib.ops (plus the standard library). The one exception is
+deliberate: at build time Generator and Discriminator pass their options to
+training.options.validate, the validator the CLI and the loop use, so a snapshot is built under
+exactly the checks a new run gets (pickles of this file are loaded within this codebase; official
+pickles carry their own source).
 
-Axis legend used in the shape comments:
-  B batch          K latents (k region latents + 1 global one with the transformer)
-  L broadcast layers (2*log2(resolution) - 1)      D latent width (w_dim)
-  N attention heads   H head width   F / T from / to lengths (attention)   E centroid width
-  C channels       h / w image height / width      P positional-encoding width
+Axis legend: each letter has this one meaning in every shape comment and docstring below.
+  B   batch                 K   latents per sample: k region latents + 1 global one (transformer),
+                                k parallel images (k-GAN), else 1
+  k   region latents (G, 0 without the transformer) or aggregators (D)
+  L   style inputs of G (2*log2(width) - 1)        La  attention layers stacked in maps_out
+  D   latent width (G: w_dim; D: aggregator width) Z   width of a latent entering the mapping MLP
+  U   mapping-MLP width (mapping_dim, else D)      Kc  stem constants (K for k-GAN, else 1)
+  N   attention heads   H  head width   A  attention width (N*H)   E  centroid width (H, or 2H)
+  F / T    from / to lengths of an attention layer (h*w image cells, or latents)
+  Df / Dt  from / to feature widths               Pf / Pt  from / to position widths
+  C   channels          I / O  a conv's input / output channels    kh / kw  its kernel size
+  h / w    image height / width (h' / w' after up- or down-sampling)
+  P   positional-encoding width                   n   encoding directions (pos_directions_num)
+  G   minibatch-stddev group (B = G*M)            M   groups in the batch    S  stddev features
+  X   leading axes folded into one
 
 Decisions that depart from the official code (REFERENCE §10.2) are marked "Fix:" below.
 Non-square images: `resolution` is the width and `ratio` = height / width; every resolution
@@ -52,8 +66,8 @@ def nearest_upsample(x, fh, fw):
         return x
     s = shape_list(x)
     h, w = s[-2], s[-1]
-    x = tf.reshape(x, [-1, h, 1, w, 1])                                       # [M, h, 1, w, 1]
-    x = tf.tile(x, [1, 1, fh, 1, fw])                                        # [M, h, fh, w, fw]
+    x = tf.reshape(x, [-1, h, 1, w, 1])                                       # [X, h, 1, w, 1]
+    x = tf.tile(x, [1, 1, fh, 1, fw])                                        # [X, h, fh, w, fw]
     return tf.reshape(x, s[:-2] + [h * fh, w * fw])
 
 
@@ -91,21 +105,47 @@ def dense_layer(x, fmaps, act="linear", lrmul=1.0, name=None, gain=1.0, use_bias
 
 
 def dense_tokens(x, fmaps, name, act="linear", lrmul=1.0, use_bias=True):
-    """[B, T, Din] -> [B, T, fmaps] with one weight shared over tokens (T static); name None
+    """[B, T, Dt] -> [B, T, fmaps] with one weight shared over tokens (T static); name None
     gives plain weight / bias variables."""
     T, din = x.shape.as_list()[1:]
     y = dense_layer(tf.reshape(x, [-1, din]), fmaps, act=act, lrmul=lrmul, name=name, use_bias=use_bias)
     return tf.reshape(y, [-1, T, fmaps])
 
 
-def conv2d(x, fmaps, kernel, up=False, down=False, resample_kernel=None, gain=1.0, lrmul=1.0, weight_var="weight"):
-    """Plain equalized-lr conv, NCHW, optional 2x up / down through the FIR ops."""
-    w = get_weight([kernel, kernel, x.shape.as_list()[1], fmaps], gain=gain, lrmul=lrmul, weight_var=weight_var)
+def on_cpu(x):
+    """Whether x's ops run on a CPU: its device scope says so, or it has none and no GPU is visible.
+    The fast form of a conv differs by device (see conv2d, modulated_conv2d); values do not."""
+    if x.device:
+        return "CPU" in x.device.upper()
+    if "gpu_visible" not in _DEVICE_CACHE:
+        _DEVICE_CACHE["gpu_visible"] = bool(tf.config.experimental.list_physical_devices("GPU"))
+    return not _DEVICE_CACHE["gpu_visible"]
+
+
+_DEVICE_CACHE = {}
+
+
+def _conv_any(x, w, up, down, resample_kernel, nhwc):
+    """x [B, I, h, w] -> [B, O, h', w'], convolved with w [kh, kw, I, O] ("SAME"), 2x up or down.
+    nhwc: convolve in NHWC between two transposes. TF's CPU convolutions and their gradients
+    run NHWC natively, and the transposes cost less than the NCHW conversions TF would insert
+    (bench: 1.05-1.25x per layer fwd+bwd on 2 cores); NCHW stays the layout between layers."""
+    fmt = "NHWC" if nhwc else "NCHW"
+    if nhwc:
+        x = tf.transpose(x, [0, 2, 3, 1])                                        # [B, h, w, I]
     if up:
-        return upsample_conv_2d(x, w, k=resample_kernel)
-    if down:
-        return conv_downsample_2d(x, w, k=resample_kernel)
-    return tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME", data_format="NCHW")
+        x = upsample_conv_2d(x, w, k=resample_kernel, data_format=fmt)
+    elif down:
+        x = conv_downsample_2d(x, w, k=resample_kernel, data_format=fmt)
+    else:
+        x = tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME", data_format=fmt)
+    return tf.transpose(x, [0, 3, 1, 2]) if nhwc else x                        # [B, O, h', w']
+
+
+def conv2d(x, fmaps, kernel, up=False, down=False, resample_kernel=None, gain=1.0, lrmul=1.0, weight_var="weight"):
+    """Plain equalized-lr conv, NCHW in and out, optional 2x up / down through the FIR ops."""
+    w = get_weight([kernel, kernel, x.shape.as_list()[1], fmaps], gain=gain, lrmul=lrmul, weight_var=weight_var)
+    return _conv_any(x, w, up, down, resample_kernel, nhwc=on_cpu(x))
 
 
 def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_kernel=None, fused=True,
@@ -117,15 +157,23 @@ def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_ke
         return conv2d(x, fmaps, kernel, up=up, resample_kernel=resample_kernel, weight_var=weight_var)
     cin = x.shape.as_list()[1]
     w = get_weight([kernel, kernel, cin, fmaps], weight_var=weight_var)          # [kh, kw, I, O]
-    ww = w[np.newaxis]                                                           # [1, kh, kw, I, O]
     s = bias_act(dense(y, cin, weight_var="mod_weight"), bias_var="mod_bias") + 1.0   # [B, I]
-    ww = ww * s[:, np.newaxis, np.newaxis, :, np.newaxis]                        # [B, kh, kw, I, O]
-    if demodulate:
-        d = tf.rsqrt(tf.reduce_sum(tf.square(ww), axis=[1, 2, 3]) + 1e-8)         # [B, O]
-        ww = ww * d[:, np.newaxis, np.newaxis, np.newaxis, :]                    # [B, kh, kw, I, O]
     # upsample_conv_2d needs static channel counts, which the batch-folded layout lacks when
     # the batch is dynamic, so up-sampling convs scale activations instead (same result).
     fused = fused and not (up and x.shape.as_list()[0] is None)
+    # On CPU the fused form's grouped (transposed) conv takes slow paths and its per-sample
+    # weights [B, kh, kw, I, O] outweigh the activations: scale the activations, one batched conv,
+    # demodulate after (as the PyTorch port trains), in NHWC. Same values; bench/train.py.
+    cpu = on_cpu(x)
+    fused = fused and not cpu
+    if fused:
+        ww = w[np.newaxis] * s[:, np.newaxis, np.newaxis, :, np.newaxis]        # [B, kh, kw, I, O]
+        if demodulate:
+            d = tf.rsqrt(tf.reduce_sum(tf.square(ww), axis=[1, 2, 3]) + 1e-8)     # [B, O]
+            ww = ww * d[:, np.newaxis, np.newaxis, np.newaxis, :]                # [B, kh, kw, I, O]
+    elif demodulate:
+        # sum over kh, kw, I of (w s)^2 = s^2 @ sum over kh, kw of w^2: no [B, kh, kw, I, O] tensor.
+        d = tf.rsqrt(tf.matmul(tf.square(s), tf.reduce_sum(tf.square(w), axis=[0, 1])) + 1e-8)  # [B, O]
     if fused:
         h, wd = x.shape.as_list()[2:]
         x = tf.reshape(x, [1, -1, h, wd])                                        # [1, B*I, h, w]
@@ -133,10 +181,7 @@ def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_ke
     else:
         x = x * s[:, :, np.newaxis, np.newaxis]                                  # [B, I, h, w]
         wf = w
-    if up:
-        x = upsample_conv_2d(x, wf, k=resample_kernel)
-    else:
-        x = tf.nn.conv2d(x, wf, strides=[1, 1, 1, 1], padding="SAME", data_format="NCHW")
+    x = _conv_any(x, wf, up, False, resample_kernel, nhwc=cpu)
     if fused:
         x = tf.reshape(x, [-1, fmaps] + x.shape.as_list()[2:])                   # [B, O, h', w']
     elif demodulate:
@@ -145,16 +190,16 @@ def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_ke
 
 
 def minibatch_stddev(x, group_size=4, num_new_features=1):
-    """Append the per-group stddev as num_new_features channels. x [B, C, h, w] -> [B, C+n, h, w]."""
+    """Append the per-group stddev as S = num_new_features channels. x [B, C, h, w] -> [B, C+S, h, w]."""
     group = tf.minimum(group_size, tf.shape(x)[0])        # B must be divisible by the group
     _, c, h, w = x.shape.as_list()
     n = num_new_features
-    y = tf.reshape(x, [group, -1, n, c // n, h, w])                              # [G, M, n, c, h, w]
+    y = tf.reshape(x, [group, -1, n, c // n, h, w])                              # [G, M, S, C/S, h, w]
     y -= tf.reduce_mean(y, axis=0, keepdims=True)
-    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)                    # [M, n, c, h, w]
-    y = tf.reduce_mean(y, axis=[2, 3, 4])                                        # [M, n]
-    y = tf.reshape(y, [-1, n, 1, 1])                                             # [M, n, 1, 1]
-    y = tf.tile(y, [group, 1, h, w])                                             # [B, n, h, w]
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)                    # [M, S, C/S, h, w]
+    y = tf.reduce_mean(y, axis=[2, 3, 4])                                        # [M, S]
+    y = tf.reshape(y, [-1, n, 1, 1])                                             # [M, S, 1, 1]
+    y = tf.tile(y, [group, 1, h, w])                                             # [B, S, h, w]
     return tf.concat([x, y], axis=1)
 
 
@@ -163,21 +208,21 @@ def minibatch_stddev(x, group_size=4, num_new_features=1):
 
 
 def grid_positions(h, w, dim, pos_type="sinus", pos_init="uniform", directions=2):
-    """Grid encodings [h*w, dim]; the trainable kinds create variables in the current scope."""
+    """Grid encodings [h*w, P] (P = dim); the trainable kinds create variables in the current scope."""
     init = tf.random_uniform_initializer() if pos_init == "uniform" else tf.initializers.random_normal()
     ys, xs = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")     # [h, w] each
-    coords = np.stack([xs.ravel(), ys.ravel()], axis=1)                                  # [hw, 2]
+    coords = np.stack([xs.ravel(), ys.ravel()], axis=1)                                  # [h*w, 2]
     thetas = np.pi * np.arange(directions) / directions
-    proj = coords @ np.stack([np.cos(thetas), np.sin(thetas)], axis=0)                   # [hw, n]
+    proj = coords @ np.stack([np.cos(thetas), np.sin(thetas)], axis=0)                   # [h*w, 2].[2, n] -> [h*w, n]
     if pos_type == "sinus":
         per_dir = dim // directions                       # sin and cos halves
         i = np.arange(per_dir // 2)
-        freq = proj[:, :, None] / (10000.0 ** (2 * directions * i / dim))                # [hw, n, P/2n]
-        enc = np.concatenate([np.sin(freq), np.cos(freq)], axis=2)                       # [hw, n, P/n]
+        freq = proj[:, :, None] / (10000.0 ** (2 * directions * i / dim))                # [h*w, n, P/2n]
+        enc = np.concatenate([np.sin(freq), np.cos(freq)], axis=2)                       # [h*w, n, P/n]
         return tf.constant(enc.reshape(h * w, dim).astype(np.float32))
     if pos_type == "linear":
         emb = tf.get_variable("emb", [directions, dim // directions], initializer=init)     # [n, P/n]
-        enc = tf.constant(proj[:, :, None].astype(np.float32)) * emb[None]               # [hw, n, P/n]
+        enc = tf.constant(proj[:, :, None].astype(np.float32)) * emb[None]               # [h*w, n, P/n]
         return tf.reshape(enc, [h * w, dim])
     if pos_type == "trainable":
         x_emb = tf.get_variable("x_emb", [w, dim // 2], initializer=init)
@@ -207,8 +252,23 @@ def check_pos_dim(dim, pos_type, directions):
 # Bipartite attention (REFERENCE §1.6-1.7): one transformer layer, from -> to.
 
 
+def split_heads(t, num_heads):
+    """[B, F, A] -> [B, N, F, H] with H = A / N (F and A static)."""
+    length, width = t.shape.as_list()[1:]
+    t = tf.reshape(t, [-1, length, num_heads, width // num_heads])                # [B, F, N, H]
+    return tf.transpose(t, [0, 2, 1, 3])                                         # [B, N, F, H]
+
+
+def merge_heads(t):
+    """[B, N, F, H] -> [B, F, A] with A = N * H (N, F and H static)."""
+    _, heads, length, width = t.shape.as_list()
+    t = tf.transpose(t, [0, 2, 1, 3])                                            # [B, F, N, H]
+    return tf.reshape(t, [-1, length, heads * width])                            # [B, F, A]
+
+
 def attention_dropout_fn(probs, rate):
-    """Inverted dropout twice at rate/2: cells, then whole to-elements for all from-elements."""
+    """Inverted dropout twice at rate/2: cells, then whole to-elements for all from-elements.
+    probs [B, N, F, T]."""
     if not rate:
         return probs
     s = tf.shape(probs)
@@ -223,8 +283,91 @@ def masked_softmax(scores, mask):
     return tf.nn.softmax(scores, axis=-1)
 
 
+def normalize_over_from(probs):
+    """probs [B, N, F, T] -> the same divided by their sum over F (each to-element's weights sum to 1)."""
+    return probs / (tf.reduce_sum(probs, axis=2, keepdims=True) + 1e-8)
+
+
+def key_probs(queries, to_tensor, to_pos, num_heads, mask, attention_dropout):
+    """Attention probabilities from query . key scores (REFERENCE §1.6): keys are projected from
+    the to-elements (plus their positions); creates weight_key [, weight_to_pos] in the current scope.
+
+    Args:
+      queries: float32 [B, F, A], the from-elements' queries with their positions added.
+      to_tensor: float32 [B, T, Dt].
+      to_pos: float32 [T, Pt], or None for keys without positions.
+      num_heads: N, which divides A.
+      mask: float32 [B, 1, T] of 0/1, or None.
+      attention_dropout: rate of attention_dropout_fn (0 = none).
+
+    Returns:
+      float32 [B, N, F, T]: softmax over T of the scores / sqrt(H), masked, after dropout.
+    """
+    assert_shape(queries, [None, None, None], "queries")
+    assert_shape(to_tensor, [None, None, None], "to_tensor")
+    A = queries.shape.as_list()[2]
+    # No key biases: a bias b shared by every key adds q.b to a whole row of scores, which the
+    # softmax over keys cancels (its gradient is zero).
+    keys = dense_tokens(to_tensor, A, "key", use_bias=False)                     # [B, T, A]
+    if to_pos is not None:
+        keys += dense_tokens(to_pos[np.newaxis], A, "to_pos", use_bias=False)    # + [1, T, A]
+    scores = tf.matmul(split_heads(queries, num_heads), split_heads(keys, num_heads),
+                       transpose_b=True)                                         # [B,N,F,H].[B,N,T,H]^T -> [B, N, F, T]
+    return attention_dropout_fn(masked_softmax(scores / np.sqrt(A // num_heads), mask), attention_dropout)
+
+
+def centroid_probs(queries, query_pos, num_to, num_heads, mask, attention_dropout, kmeans_iters=1,
+                   assignments=None):
+    """Attention probabilities from k-means scores (duplex, REFERENCE §1.7): each from-element
+    against T centroids of the from-elements themselves, re-centred kmeans_iters times. The
+    to-elements enter only through the centroid seeds (Fix §10.2.8: no latent keys, no to_pos).
+    Creates [toasgn_init] and iter_<i>/st_weights in the current scope.
+
+    Args:
+      queries: float32 [B, F, A], the from-elements' queries *without* positions.
+      query_pos: float32 [1, F, A], the projected from-positions, or None. Fix §10.2.8: they are
+        concatenated to the content part per head (E = 2H), not across heads.
+      num_to: T, the number of centroids (to-elements).
+      num_heads: N, which divides A.
+      mask: float32 [B, 1, T] of 0/1, or None.
+      attention_dropout: rate of attention_dropout_fn (0 = none).
+      kmeans_iters: k-means iterations (>= 1).
+      assignments: float32 [B, N, T, F], the previous layer's normalized assignments (iterative
+        k-means), which seed the centroids; None seeds them with the trainable toasgn_init [1, N, T, E].
+
+    Returns:
+      float32 [B, N, F, T]: softmax over T of the last iteration's scores / sqrt(H), masked, after dropout.
+    """
+    assert_shape(queries, [None, None, None], "queries")
+    F, A = queries.shape.as_list()[1:]
+    N, H, T = num_heads, A // num_heads, num_to
+    if query_pos is not None:
+        assert_shape(query_pos, [1, F, A], "query_pos")
+    if assignments is not None:
+        assert_shape(assignments, [None, N, T, F], "assignments")
+    e = split_heads(queries, N)                                                  # [B, N, F, H]
+    if query_pos is not None:
+        pos = tf.tile(query_pos, [tf.shape(queries)[0], 1, 1])                   # [B, F, A]
+        e = tf.concat([e, split_heads(pos, N)], axis=-1)                         # [B, N, F, E=2H]
+    E = e.shape.as_list()[-1]
+    if assignments is None:
+        init = tf.get_variable("toasgn_init", [1, N, T, E], initializer=tf.initializers.random_normal())
+        centroids = tf.tile(init, [tf.shape(e)[0], 1, 1, 1])                     # [B, N, T, E]
+    else:
+        centroids = tf.matmul(assignments, e)                                    # [B,N,T,F].[B,N,F,E] -> [B, N, T, E]
+    for i in range(kmeans_iters):
+        with tf.variable_scope("iter_%d" % i):
+            if i > 0:
+                a = normalize_over_from(probs)                                   # [B, N, F, T]
+                centroids = tf.matmul(a, e, transpose_a=True)                    # [B,N,F,T]^T.[B,N,F,E] -> [B, N, T, E]
+            st = tf.get_variable("st_weights", [N, 1, E], initializer=tf.initializers.ones())
+            scores = tf.matmul(e * st, centroids, transpose_b=True)              # [B,N,F,E].[B,N,T,E]^T -> [B, N, F, T]
+            probs = attention_dropout_fn(masked_softmax(scores / np.sqrt(H), mask), attention_dropout)
+    return probs
+
+
 def integrate(x, ctx, integration, norm):
-    """Update from-features x [B, F, Df] with the attended context ctx [B, F, dim]."""
+    """Update from-features x [B, F, Df] with the attended context ctx [B, F, A]."""
     df = x.shape.as_list()[2]
     if norm is not None:
         axis = 1 if norm == "instance" else 2
@@ -243,102 +386,120 @@ def integrate(x, ctx, integration, norm):
 def attention_layer(from_tensor, to_tensor, dim, name, from_pos=None, to_pos=None, mask=None, num_heads=1,
                     attention_dropout=0.0, integration="add", norm=None, kmeans=False, kmeans_iters=1,
                     assignments=None, from_gate=False, to_gate=False):
-    """One transformer layer under scope AttLayer_<name>.
+    """One transformer layer from -> to under the variable scope AttLayer_<name> (REFERENCE §1.6-1.7):
+    queries from the from-elements attend to the to-elements (key_probs, or centroid_probs with
+    kmeans), optional sigmoid gates scale the probabilities, and the attended values update the
+    from-elements (integrate).
 
-    from_tensor [B, F, Df], to_tensor [B, T, Dt], from_pos [F, P1], to_pos [T, P2], mask [B, 1, T].
-    kmeans: scores are E . centroids^T with E = [content, position] parts of the queries; the
-    latent keys and to_pos are then unused and *not created* (Fix, §10.2.8). assignments
-    [B, N, T, F] (previous layer's, iterative kmeans) seed the centroids; without them the
-    centroids are the trainable toasgn_init [1, N, T, E].
-    Returns (updated from [B, F, Df], probabilities [B, N, F, T], assignments [B, N, T, F])."""
-    F, _ = from_tensor.shape.as_list()[1:]
-    T = to_tensor.shape.as_list()[1]
+    Args:
+      from_tensor: float32 [B, F, Df].
+      to_tensor: float32 [B, T, Dt].
+      dim: A, the attention width (queries, keys, values); num_heads must divide it.
+      name: scope suffix (l2n, n2l, l2l, n2n, or the mapping layer's index).
+      from_pos: float32 [F, Pf] or None: projected and added to the queries (kmeans: concatenated).
+      to_pos: float32 [T, Pt] or None: projected and added to the keys, and to the to-gate.
+        With kmeans the keys and to_pos projection are unused and *not created* (Fix §10.2.8).
+      mask: float32 [B, 1, T] of 0/1 or None: masked to-elements get ~0 probability.
+      num_heads: N.
+      attention_dropout: dropout rate of the probabilities (0 = none).
+      integration: add | mul | both, how the context updates the from-elements (integrate).
+      norm: None | instance | layer, applied to the from-elements before the integration.
+      kmeans: centroid scores (duplex) instead of query . key scores.
+      kmeans_iters: k-means iterations (kmeans only).
+      assignments: float32 [B, N, T, F] or None: the previous layer's assignments seeding the
+        centroids (iterative kmeans); None: the trainable toasgn_init.
+      from_gate: multiply the probabilities by a per-from-element, per-head sigmoid gate.
+      to_gate: multiply them by a per-to-element, per-head sigmoid gate.
+
+    Returns:
+      (from_tensor updated: float32 [B, F, Df], probabilities: float32 [B, N, F, T],
+       assignments: float32 [B, N, T, F], the probabilities normalized over F, for the next layer).
+
+    Raises:
+      ValueError: dim does not divide by num_heads, or a tensor has the wrong shape.
+    """
+    assert_shape(from_tensor, [None, None, None], "from_tensor")
+    assert_shape(to_tensor, [None, None, None], "to_tensor")
+    F, T = from_tensor.shape.as_list()[1], to_tensor.shape.as_list()[1]
     if dim % num_heads != 0:
         raise ValueError("num_heads: attention width %d is not divisible by %d heads (AttLayer_%s)" % (dim, num_heads, name))
-    N, H = num_heads, dim // num_heads
-
-    def split_heads(t, length):                                                  # [B, len, dim] -> [B, N, len, H]
-        return tf.transpose(tf.reshape(t, [-1, length, N, H]), [0, 2, 1, 3])
+    N = num_heads
+    for t, shape, what in ((from_pos, [F, None], "from_pos"), (to_pos, [T, None], "to_pos"),
+                           (mask, [None, 1, T], "mask"), (assignments, [None, N, T, F], "assignments")):
+        if t is not None:
+            assert_shape(t, shape, what)
 
     with tf.variable_scope("AttLayer_" + name):
-        q = dense_tokens(from_tensor, dim, "query")                             # [B, F, dim]
-        q0 = q
+        queries = dense_tokens(from_tensor, dim, "query")                       # [B, F, A]
+        query_pos = None
         if from_pos is not None:
-            q += dense_tokens(from_pos[np.newaxis], dim, "from_pos")            # + [1, F, dim]
-        v = split_heads(dense_tokens(to_tensor, dim, "value"), T)               # [B, N, T, H]
-        if not kmeans:
-            # No key biases: a bias b shared by every key adds q.b to a whole row of scores,
-            # which the softmax over keys cancels (its gradient is zero).
-            k = dense_tokens(to_tensor, dim, "key", use_bias=False)             # [B, T, dim]
-            if to_pos is not None:
-                k += dense_tokens(to_pos[np.newaxis], dim, "to_pos", use_bias=False)
-            scores = tf.matmul(split_heads(q, F), split_heads(k, T), transpose_b=True)   # [B, N, F, T]
-            probs = attention_dropout_fn(masked_softmax(scores / np.sqrt(H), mask), attention_dropout)
+            query_pos = dense_tokens(from_pos[np.newaxis], dim, "from_pos")     # [1, F, A]
+        values = split_heads(dense_tokens(to_tensor, dim, "value"), N)          # [B, N, T, H]
+        if kmeans:
+            probs = centroid_probs(queries, query_pos, T, N, mask, attention_dropout, kmeans_iters, assignments)
         else:
-            # Fix §10.2.8: content and position halves concatenated per head, not across heads.
-            e = split_heads(q0, F)                                               # [B, N, F, H]
-            if from_pos is not None:
-                e = tf.concat([e, split_heads(q - q0, F)], axis=-1)              # [B, N, F, E=2H]
-            ew = e.shape.as_list()[-1]
-            if assignments is None:
-                init = tf.get_variable("toasgn_init", [1, N, T, ew], initializer=tf.initializers.random_normal())
-                centroids = tf.tile(init, [tf.shape(e)[0], 1, 1, 1])             # [B, N, T, E]
-            else:
-                centroids = tf.matmul(assignments, e)                            # [B,N,T,F].[B,N,F,E] -> [B,N,T,E]
-            for i in range(kmeans_iters):
-                with tf.variable_scope("iter_%d" % i):
-                    if i > 0:
-                        a = probs / (tf.reduce_sum(probs, axis=2, keepdims=True) + 1e-8)   # [B, N, F, T]
-                        centroids = tf.matmul(a, e, transpose_a=True)             # [B, N, T, E]
-                    st = tf.get_variable("st_weights", [N, 1, ew], initializer=tf.initializers.ones())
-                    scores = tf.matmul(e * st, centroids, transpose_b=True)      # [B, N, F, T]
-                    probs = attention_dropout_fn(masked_softmax(scores / np.sqrt(H), mask), attention_dropout)
+            if query_pos is not None:
+                queries += query_pos                                             # [B, F, A]
+            probs = key_probs(queries, to_tensor, to_pos, N, mask, attention_dropout)   # [B, N, F, T]
         if to_gate:
             g = dense_tokens(to_tensor, N, "e_cont")                            # [B, T, N]
             if to_pos is not None:
-                g += dense_tokens(to_pos[np.newaxis], N, "e_pos")
+                g += dense_tokens(to_pos[np.newaxis], N, "e_pos")               # + [1, T, N]
             probs *= tf.sigmoid(tf.transpose(g, [0, 2, 1]))[:, :, np.newaxis, :]   # [B, N, 1, T]
         if from_gate:
             g = dense_tokens(from_tensor, N, "n_cont")                          # [B, F, N]
             if from_pos is not None:
-                g += dense_tokens(from_pos[np.newaxis], N, "n_pos")
+                g += dense_tokens(from_pos[np.newaxis], N, "n_pos")             # + [1, F, N]
             probs *= tf.sigmoid(tf.transpose(g, [0, 2, 1]) + 1.0)[:, :, :, np.newaxis]   # [B, N, F, 1]
-        ctx = tf.matmul(probs, v)                                                # [B, N, F, H]
-        ctx = tf.reshape(tf.transpose(ctx, [0, 2, 1, 3]), [-1, F, dim])          # [B, F, dim]
+        ctx = merge_heads(tf.matmul(probs, values))                              # [B,N,F,T].[B,N,T,H] -> [B, F, A]
         out = integrate(from_tensor, ctx, integration, norm)                     # [B, F, Df]
-        new_assign = tf.transpose(probs / (tf.reduce_sum(probs, axis=2, keepdims=True) + 1e-8), [0, 1, 3, 2])
-    return out, probs, new_assign                                                # new_assign [B, N, T, F]
+        new_assign = tf.transpose(normalize_over_from(probs), [0, 1, 3, 2])      # [B, N, T, F]
+    return out, probs, new_assign
 
 
 def latent_update(latents, to_tensor, name, from_pos=None, to_pos=None, mask=None, num_heads=1, attention_dropout=0.0):
     """REFERENCE §1.7 nnlayer: attention (add, no norm) -> Dense<name>_0 (lrelu) -> Dense<name>_1,
-    residual leaky ReLU. latents [B, k, D] -> [B, k, D]."""
+    residual leaky ReLU. latents [B, k, D], to_tensor [B, T, Dt] -> [B, k, D]."""
     d = latents.shape.as_list()[2]
+    assert_shape(latents, [None, None, d], "latents")
     h, _, _ = attention_layer(latents, to_tensor, d, name, from_pos=from_pos, to_pos=to_pos, mask=mask,
                               num_heads=num_heads, attention_dropout=attention_dropout)
     with tf.variable_scope("Dense%s_0" % name):
-        h = dense_tokens(h, d, None, act="lrelu")
+        h = dense_tokens(h, d, None, act="lrelu")                               # [B, k, D]
     with tf.variable_scope("Dense%s_1" % name):
-        h = dense_tokens(h, d, None, act="linear")
+        h = dense_tokens(h, d, None, act="linear")                              # [B, k, D]
     return tf.nn.leaky_relu(h + latents, alpha=0.2)
 
 
-def image_self_attention(x, pos, num_heads, attention_dropout):
-    """SAGAN image self-attention (AttLayer_n2n, add, grid positions). x [B, C, h, w]."""
+def image_to_tokens(x):
+    """[B, C, h, w] -> [B, F = h*w, C], row-major cells."""
     _, c, h, w = x.shape.as_list()
-    feats = tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h * w, c])            # [B, F, C]
+    return tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h * w, c])             # [B, h, w, C] -> [B, F, C]
+
+
+def tokens_to_image(t, h, w):
+    """[B, F = h*w, C] -> [B, C, h, w]."""
+    c = t.shape.as_list()[2]
+    return tf.transpose(tf.reshape(t, [-1, h, w, c]), [0, 3, 1, 2])               # [B, h, w, C] -> [B, C, h, w]
+
+
+def image_self_attention(x, pos, num_heads, attention_dropout):
+    """SAGAN image self-attention (AttLayer_n2n, add, grid positions). x [B, C, h, w], pos [h*w, P]."""
+    _, c, h, w = x.shape.as_list()
+    assert_shape(pos, [h * w, None], "pos")
+    feats = image_to_tokens(x)                                                   # [B, F, C]
     feats, _, _ = attention_layer(feats, feats, c, "n2n", from_pos=pos, to_pos=pos, num_heads=num_heads,
                                   attention_dropout=attention_dropout)
-    return tf.transpose(tf.reshape(feats, [-1, h, w, c]), [0, 3, 1, 2])           # [B, C, h, w]
+    return tokens_to_image(feats, h, w)                                           # [B, C, h, w]
 
 
 # ----------------------------------------------------------------------------
-# Mapping network (REFERENCE §1.4): z [B, K, z_dim] -> ws [B, K, L, w_dim].
+# Mapping network (REFERENCE §1.4): z [B, K, z_dim] -> ws [B, K, L, D].
 
 
 def _mlp(x, num_layers, width, lrmul, act, resnet, attend=None):
     """Plain: Dense0..Dense{n-1}. Resnet: n/2 blocks Dense{i}_0, Dense{i}_1 with residual, then
-    Dense{n/2-1}. attend(x, i) optionally runs before dense layer / block i. x [M, Din]."""
+    Dense{n/2-1}. attend(x, i) optionally runs before dense layer / block i. x [X, Z] -> [X, width]."""
     if not resnet:
         for i in range(num_layers):
             if attend is not None:
@@ -371,7 +532,7 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
               mapping_dim=None,           # MLP width; None = w_dim (else map_start / map_end projections).
               mapping_lrmul=0.01,         # Learning-rate multiplier of the MLP.
               mapping_nonlinearity="lrelu",  # Activation of the MLP.
-              mapping_resnet=False,       # Residual MLP blocks (GANformer preset).
+              mapping_resnet=False,       # Residual MLP blocks (GANsformer preset).
               mapping_shared_dim=0,       # >0: map the latents jointly at this width (inmap -> MLP -> outmap).
               mapping_ltnt2ltnt=False,    # Region latents self-attend before each block (needs global_latent).
               num_heads=1,                # Heads of that self-attention.
@@ -388,22 +549,22 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
     component_mask.set_shape([None, 1, k])
     width = mapping_dim or w_dim
     act = mapping_nonlinearity
-    x = latents_in                                                                # [B, K, z]
+    x = latents_in                                                                # [B, K, Z]
     if c_dim:
         # Fix §10.2.7: labels join every latent on the feature axis (StyleGAN2), not as an extra latent.
         with tf.variable_scope("LabelConcat"):
             wl = tf.get_variable("weight", [c_dim, z_dim], initializer=tf.initializers.random_normal())
-            y = tf.matmul(labels_in, wl)                                          # [B, z]
-        x = tf.concat([x, tf.tile(y[:, np.newaxis], [1, K, 1])], axis=2)          # [B, K, 2z]
+            y = tf.matmul(labels_in, wl)                                          # [B, z_dim]
+        x = tf.concat([x, tf.tile(y[:, np.newaxis], [1, K, 1])], axis=2)          # [B, K, Z = 2*z_dim]
     if normalize_latents:
         x *= tf.rsqrt(tf.reduce_mean(tf.square(x), axis=2, keepdims=True) + 1e-8)
     if mapping_dim or (mapping_resnet and x.shape.as_list()[2] != width):
         with tf.variable_scope("map_start"):
-            x = dense_tokens(x, width, None, act="linear")                          # [B, K, width]
+            x = dense_tokens(x, width, None, act="linear")                          # [B, K, Z = U]
     din = x.shape.as_list()[2]
 
-    def attend_latents(rows, i):                                              # rows [B*k, width]
-        t = tf.reshape(rows, [-1, k, rows.shape.as_list()[1]])                    # [B, k, width]
+    def attend_latents(rows, i):                                              # rows [B*k, U]
+        t = tf.reshape(rows, [-1, k, rows.shape.as_list()[1]])                    # [B, k, U]
         pos = latent_pos if use_pos else None
         t, _, _ = attention_layer(t, t, t.shape.as_list()[2], str(i), from_pos=pos, to_pos=pos,
                                   mask=component_mask, num_heads=num_heads, attention_dropout=attention_dropout)
@@ -416,22 +577,23 @@ def G_mapping(latents_in, labels_in, latent_pos, component_mask,
         if mapping_shared_dim:
             # Fix §10.2.6: the joint map ends in n_rows*width values reshaped to the n_rows latents
             # (the official code reshaped (K-1)*D values into K latents).
-            joint = tf.reshape(x[:, :n_rows], [-1, n_rows * din])                # [B, k*din]
+            # k below: the latents mapped here (all K without a global latent).
+            joint = tf.reshape(x[:, :n_rows], [-1, n_rows * din])                # [B, k*Z]
             with tf.variable_scope("inmap"):
                 joint = dense_layer(joint, mapping_shared_dim, act="linear")
             joint = _mlp(joint, mapping_num_layers, mapping_shared_dim, mapping_lrmul, act, mapping_resnet)
             with tf.variable_scope("outmap"):
                 joint = dense_layer(joint, n_rows * width, act="linear")
-            outs.append(tf.reshape(joint, [-1, n_rows, width]))                  # [B, k, width]
+            outs.append(tf.reshape(joint, [-1, n_rows, width]))                  # [B, k, U]
         else:
-            rows = tf.reshape(x[:, :n_rows], [-1, din])                          # [B*k, din], MLP shared over latents
+            rows = tf.reshape(x[:, :n_rows], [-1, din])                          # [B*k, Z], MLP shared over latents
             rows = _mlp(rows, mapping_num_layers, width, mapping_lrmul, act, mapping_resnet, attend)
-            outs.append(tf.reshape(rows, [-1, n_rows, width]))                   # [B, k, width]
+            outs.append(tf.reshape(rows, [-1, n_rows, width]))                   # [B, k, U]
     if global_latent:
         with tf.variable_scope("global"):
-            g = _mlp(x[:, -1], mapping_num_layers, width, mapping_lrmul, act, mapping_resnet)   # [B, width]
+            g = _mlp(x[:, -1], mapping_num_layers, width, mapping_lrmul, act, mapping_resnet)   # [B, U]
         outs.append(g[:, np.newaxis])
-    x = tf.concat(outs, axis=1) if len(outs) > 1 else outs[0]                     # [B, K, width]
+    x = tf.concat(outs, axis=1) if len(outs) > 1 else outs[0]                     # [B, K, U]
     if mapping_dim:
         with tf.variable_scope("map_end"):
             x = dense_tokens(x, w_dim, None, act="linear")                          # [B, K, D]
@@ -463,6 +625,190 @@ ARCHITECTURES = ("orig", "skip", "resnet")
 INTEGRATIONS = ("add", "mul", "both")
 NORMS = (None, "instance", "layer")
 NOISE_MODES = ("random", "const", "none")
+
+
+# ----------------------------------------------------------------------------
+# Synthesis blocks (REFERENCE §1.5, §1.7): tensors in, tensors out, no shared state. Each opens
+# the variable scopes of the official layout, so pickled variable names stay the same.
+
+
+def synthesis_stem(style, fmaps, stem_h, num_const=1, latent_stem=False):
+    """The input of the 4x4 block (stem_h x 4): a dense layer of the first style (latent_stem, scope
+    Dense) or learnt constants (Const/const [Kc, C, stem_h, 4]; Fix §10.2.10: one per k-GAN image).
+
+    style [B*Kc, D] (Kc = num_const) -> x [B*Kc, C, stem_h, 4]."""
+    assert_shape(style, [None, None], "style")
+    if latent_stem:
+        with tf.variable_scope("Dense"):
+            x = dense(style, fmaps * stem_h * 4, gain=np.sqrt(2) / 4)               # [B*Kc, C*stem_h*4]
+            return bias_act(tf.reshape(x, [-1, fmaps, stem_h, 4]), act="lrelu")     # [B*Kc, C, stem_h, 4]
+    with tf.variable_scope("Const"):
+        const = tf.get_variable("const", shape=[num_const, fmaps, stem_h, 4],
+                                initializer=tf.initializers.random_normal())
+        x = tf.tile(const[np.newaxis], [tf.shape(style)[0] // num_const, 1, 1, 1, 1])   # [B, Kc, C, stem_h, 4]
+        return tf.reshape(x, [-1, fmaps, stem_h, 4])                                  # [B*Kc, C, stem_h, 4]
+
+
+def bipartite_attention(x, latents, grid_pos, mask, key_pos=None, latent_pos=None, assignments=None,
+                        img2ltnt=False, ltnt2ltnt=False, num_heads=1, attention_dropout=0.0, integration="add",
+                        norm=None, kmeans=False, kmeans_iters=1, img_gate=False, ltnt_gate=False):
+    """One bipartite step at a synthesis conv (REFERENCE §1.7): the image cells attend to the
+    region latents (AttLayer_l2n); in duplex the latents are then updated from the image
+    (img2ltnt: AttLayer_n2l, Densen2l_*) and among themselves (ltnt2ltnt: AttLayer_l2l, Densel2l_*),
+    with one head, since the latent width need not divide by num_heads.
+
+    Args:
+      x: float32 [B, C, h, w].
+      latents: float32 [B, k, D].
+      grid_pos: float32 [h*w, P], the grid encodings.
+      mask: float32 [B, 1, k] of 0/1 (component dropout).
+      key_pos: float32 [k, D] or None: latent positions of the l2n keys and latent gate.
+      latent_pos: float32 [k, D] or None: latent positions of the latent updates.
+      assignments: float32 [B, N, k, h', w'] or None: the previous layer's (iterative kmeans),
+        nearest-upsampled here to h x w.
+      img2ltnt, ltnt2ltnt: run these latent updates.
+      the rest: attention_layer's options for l2n.
+
+    Returns:
+      (x: float32 [B, C, h, w], latents: float32 [B, k, D] (updated, or the input),
+       assignments: float32 [B, N, k, h, w], maps: float32 [B, N, k, h, w] (the l2n probabilities)).
+    """
+    _, c, h, w = x.shape.as_list()
+    k = latents.shape.as_list()[1]
+    assert_shape(latents, [None, k, None], "latents")
+    assert_shape(grid_pos, [h * w, None], "grid_pos")
+    assert_shape(mask, [None, 1, k], "mask")
+    feats = image_to_tokens(x)                                                      # [B, F, C]
+    if assignments is not None:
+        assert_shape(assignments, [None, num_heads, k, None, None], "assignments")
+        ph, pw = assignments.shape.as_list()[3:]
+        assignments = nearest_upsample(assignments, h // ph, w // pw)               # [B, N, k, h, w]
+        assignments = tf.reshape(assignments, [-1, num_heads, k, h * w])           # [B, N, k, F]
+    feats, probs, assignments = attention_layer(
+        feats, latents, c, "l2n", from_pos=grid_pos, to_pos=key_pos, mask=mask, num_heads=num_heads,
+        attention_dropout=attention_dropout, integration=integration, norm=norm, kmeans=kmeans,
+        kmeans_iters=kmeans_iters, assignments=assignments, from_gate=img_gate, to_gate=ltnt_gate)
+    if img2ltnt:
+        latents = latent_update(latents, feats, "n2l", from_pos=latent_pos, to_pos=grid_pos, num_heads=1,
+                                attention_dropout=attention_dropout)
+    if ltnt2ltnt:
+        latents = latent_update(latents, latents, "l2l", from_pos=latent_pos, to_pos=latent_pos, mask=mask,
+                                num_heads=1, attention_dropout=attention_dropout)
+    maps = tf.reshape(tf.transpose(probs, [0, 1, 3, 2]), [-1, num_heads, k, h, w])  # [B, N, k, F] -> [B, N, k, h, w]
+    assignments = tf.reshape(assignments, [-1, num_heads, k, h, w])               # [B, N, k, F] -> [B, N, k, h, w]
+    return tokens_to_image(feats, h, w), latents, assignments, maps
+
+
+def synthesis_layer(x, style, fmaps, up=False, noise=None, latents=None, attention=None, sagan=None,
+                    resample_kernel=None, fused_modconv=True, modulate=True):
+    """One conv of G (REFERENCE §1.5, §1.7): modulated conv -> [bipartite attention] ->
+    [SAGAN self-attention] -> [noise] -> bias + leaky ReLU.
+
+    Args:
+      x: float32 [B, I, h, w] (before the 2x up-sampling when up).
+      style: float32 [B, D].
+      fmaps: O.
+      up: up-sample 2x in the conv.
+      noise: None (no noise, no noise_strength variable), "random", or a float32 [1, 1, h', w'].
+      latents: float32 [B, k, D] for the bipartite attention, or None: no bipartite attention.
+      attention: dict of bipartite_attention's other arguments (given with latents).
+      sagan: dict of image_self_attention's arguments (pos, num_heads, attention_dropout), or None.
+      resample_kernel, fused_modconv, modulate: modulated_conv2d's options.
+
+    Returns:
+      (x: float32 [B, O, h', w'], latents, assignments, maps): bipartite_attention's last three,
+      or None each without the bipartite attention.
+    """
+    assert_shape(x, [None, None, None, None], "x")
+    assert_shape(style, [None, None], "style")
+    x = modulated_conv2d(x, style, fmaps, 3, up=up, resample_kernel=resample_kernel, fused=fused_modconv,
+                         modulate=modulate)                                          # [B, O, h', w']
+    assignments = maps = None
+    if latents is not None:
+        x, latents, assignments, maps = bipartite_attention(x, latents, **attention)
+    if sagan is not None:
+        x = image_self_attention(x, **sagan)
+    if noise is not None:
+        if isinstance(noise, str):                                                  # "random"
+            noise = tf.random_normal([tf.shape(x)[0], 1] + x.shape.as_list()[2:])   # [B, 1, h', w']
+        strength = tf.get_variable("noise_strength", shape=[], initializer=tf.initializers.zeros())
+        x += noise * strength
+    return bias_act(x, act="lrelu"), latents, assignments, maps
+
+
+def torgb_block(x, style, num_channels, extra_style=None, resample_kernel=None, fused_modconv=True, modulate=True):
+    """ToRGB (scope ToRGB): [extraLayer: a 3x3 modulated conv by extra_style, the GANsformer's last
+    block] -> 1x1 modulated conv by style without demodulation -> bias.
+    x [B, C, h, w], style [B, D], extra_style [B, D] or None -> rgb [B, num_channels, h, w]."""
+    c = x.shape.as_list()[1]
+    assert_shape(x, [None, c, None, None], "x")
+    assert_shape(style, [None, None], "style")
+    with tf.variable_scope("ToRGB"):
+        if extra_style is not None:
+            with tf.variable_scope("extraLayer"):
+                x = modulated_conv2d(x, extra_style, c, 3, resample_kernel=resample_kernel, fused=fused_modconv,
+                                     modulate=modulate)                              # [B, C, h, w]
+        y = modulated_conv2d(x, style, num_channels, 1, demodulate=False, fused=fused_modconv, modulate=modulate)
+        return bias_act(y)                                                           # [B, num_channels, h, w]
+
+
+def kgan_merge(x, styles, rgb, num_images, merge_type="sum", merge_same=False):
+    """k-GAN merge (scope Merge): the K parallel images are weighted per pixel (per image with
+    merge_same) and summed; styles and the RGB running sum follow.
+
+    Args:
+      x: float32 [B*K, C, h, w] features of the K images of each sample.
+      styles: float32 [B*K, L, D].
+      rgb: float32 [B*K, 3, h', w'] (the skip architecture's running sum) or None.
+      num_images: K.
+      merge_type: sum | softmax | max (one-hot forward, softmax gradient) | leaves (back-to-front
+        alpha compositing, image 0 opaque).
+      merge_same: one weight per image (spatial mean of the scores) instead of per pixel.
+
+    Returns:
+      (x: float32 [B, C, h, w], styles: float32 [B, L, D] weighted by the weights' spatial means,
+       rgb: float32 [B, 3, h', w'], per-pixel weights where h' x w' = h x w, else their means; or None).
+    """
+    K = num_images
+    _, c, h, w = x.shape.as_list()
+    assert_shape(x, [None, c, h, w], "x")
+    assert_shape(styles, [None, None, None], "styles")
+    L, D = styles.shape.as_list()[1:]
+    batch = tf.shape(x)[0] // K
+    with tf.variable_scope("Merge"):
+        if merge_type == "sum":
+            wts = tf.ones([batch, K, 1, h, w])
+        else:
+            s = conv2d(x, 1, 1)                                                     # [B*K, 1, h, w]
+            if merge_type == "leaves":
+                # softmax and max are unchanged by a shift shared by all K scores, so a bias
+                # there would be a variable with zero gradient; the sigmoid alphas are not.
+                s = bias_act(s)
+            s = tf.reshape(s, [-1, K, 1, h, w])                                     # [B, K, 1, h, w]
+            if merge_same:
+                s = tf.reduce_mean(s, axis=[3, 4], keepdims=True)                   # [B, K, 1, 1, 1]
+            if merge_type == "softmax":
+                wts = tf.nn.softmax(s, axis=1)
+            elif merge_type == "max":
+                soft = tf.nn.softmax(s, axis=1)
+                wts = tf.one_hot(tf.argmax(s, axis=1), K, axis=1) + soft - tf.stop_gradient(soft)
+            else:
+                alphas = tf.concat([tf.ones_like(s[:, :1]), tf.sigmoid(s[:, 1:])], axis=1)
+                rest = tf.math.cumprod(1.0 - alphas, axis=1, exclusive=True, reverse=True)
+                wts = alphas * rest
+            wts = tf.broadcast_to(wts, [batch, K, 1, h, w])                         # [B, K, 1, h, w]
+        mean_w = tf.reduce_mean(wts, axis=[2, 3, 4])                                # [B, K]
+        mean_w /= tf.reduce_sum(mean_w, axis=1, keepdims=True) + 1e-8
+        styles = tf.reshape(styles, [-1, K, L, D])                                  # [B, K, L, D]
+        styles = tf.reduce_sum(styles * mean_w[:, :, None, None], axis=1)           # [B, L, D]
+        if rgb is not None:
+            y = tf.reshape(rgb, [-1, K] + rgb.shape.as_list()[1:])                  # [B, K, 3, h', w']
+            if y.shape.as_list()[3:] == [h, w]:
+                rgb = tf.reduce_sum(y * wts, axis=1)                                # [B, 3, h, w]
+            else:
+                rgb = tf.reduce_sum(y * mean_w[:, :, None, None, None], axis=1)     # [B, 3, h', w']
+        x = tf.reduce_sum(tf.reshape(x, [-1, K, c, h, w]) * wts, axis=1)            # [B, C, h, w]
+    return x, styles, rgb
 
 
 def G_synthesis(dlatents_in, latent_pos, component_mask,
@@ -507,22 +853,14 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
                 merge_same=False,         # One merge weight per image instead of per pixel.
                 is_template_graph=False, components=None):
     """dlatents_in [B, K, L, D], latent_pos [k, D], component_mask [B, 1, k] ->
-    (images_out [B, C, h, w], maps_out [B, k, L_att, N, h, w], latents_out [B, k, D]).
+    (images_out [B, C, h, w], maps_out [B, k, La, N, h, w], latents_out [B, k, D]).
 
     k = K - 1 region latents with the transformer (the last latent is global), else 0 and
     maps_out is an empty [B, 0, 0, N, h, w] tensor. latents_out: region latents after the last
     layer (unchanged ws[:, :-1, -1] in simplex; updated in duplex with img2ltnt / ltnt2ltnt)."""
+    # Options were checked together by Generator (validate_options) before this is built.
     R = int(np.log2(resolution))
-    if 2 ** R != resolution or R < 2:
-        raise ValueError("resolution: %r is not a power of two >= 4" % resolution)
     h0 = stem_height(ratio)
-    if architecture not in ARCHITECTURES:
-        raise ValueError("architecture: unknown %r (orig, skip, resnet)" % architecture)
-    if integration not in INTEGRATIONS or norm not in NORMS or noise_mode not in NOISE_MODES:
-        raise ValueError("integration / norm / noise_mode: %r / %r / %r not in %s / %s / %s"
-                         % (integration, norm, noise_mode, INTEGRATIONS, NORMS, NOISE_MODES))
-    if merge_type not in MERGE_TYPES:
-        raise ValueError("merge_type: unknown %r (%s)" % (merge_type, ", ".join(MERGE_TYPES)))
     K, D, L = num_latents, w_dim, 2 * R - 1
     k = K - 1 if transformer else 0
     num_convs = 2 * R - 3
@@ -530,20 +868,13 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
     latent_pos.set_shape([k, D])
     component_mask.set_shape([None, 1, k])
     P = pos_dim or D
-    act = "lrelu"
     nf = lambda r: channels(r, channel_base, channel_max)
     size = lambda r: (h0 * 2 ** (r - 2), 2 ** r)
     att_res = [r for r in range(2, R + 1) if transformer and start_res <= r < end_res]
-    for r in att_res:
-        if nf(r) % num_heads:
-            raise ValueError("num_heads: %d does not divide %d channels at %dx%d" % (num_heads, nf(r), 2 ** r, 2 ** r))
-    if att_res or img2img:
-        check_pos_dim(P, pos_type, pos_directions_num)
-    if img2img and not 2 <= img2img <= R:
-        raise ValueError("img2img: log2 width %d is outside 2..%d" % (img2img, R))
     batch = tf.shape(dlatents_in)[0]
 
-    # Global styles [B', L, D]: the global latent (transformer), each latent (k-GAN, B' = B*K), or the only one.
+    # Styles [B, L, D]: the global latent (transformer) or the only one; k-GAN: every latent,
+    # [B*K, L, D] until kgan_merge.
     if transformer:
         styles = dlatents_in[:, -1]
     elif kgan:
@@ -564,162 +895,86 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
     for r in sorted(set(att_res + ([img2img] if img2img else []))):
         with tf.variable_scope("pos_emb%d" % r):
             grid_pos[r] = grid_positions(*size(r), P, pos_type, pos_init, pos_directions_num)
-    # latent_pos feeds the key positions (not with kmeans) and the latent gate / latent updates.
-    to_pos = latent_pos if use_pos and (not kmeans or ltnt_gate) else None
-    lat_pos = latent_pos if use_pos else None
 
-    state = dnnlib.EasyDict(latents=None, assign=None, maps=[], styles=styles, merged=not kgan)
+    conv_kw = dict(resample_kernel=resample_kernel, fused_modconv=fused_modconv, modulate=style)
+    # latent_pos feeds the key positions (not with kmeans) and the latent gate / latent updates.
+    att_kw = dict(mask=component_mask, key_pos=latent_pos if use_pos and (not kmeans or ltnt_gate) else None,
+                  latent_pos=latent_pos if use_pos else None, num_heads=num_heads,
+                  attention_dropout=attention_dropout, integration=integration, norm=norm, kmeans=kmeans,
+                  kmeans_iters=kmeans_iters, img_gate=img_gate, ltnt_gate=ltnt_gate)
     # The latent updates after the last attention layer would have no consumer: skip them there.
     last_att_conv = max([j for j in range(num_convs) if (j + 5) // 2 in att_res], default=-1)
+    out_h, out_w = size(R)
 
-    def attend(x, j, r):
-        """l2n attention and latent updates at conv j. x [B, C, h, w]."""
-        c, (h, w) = x.shape.as_list()[1], size(r)
-        feats = tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h * w, c])        # [B, F, C]
-        lat = state.latents if state.latents is not None else region[:, :, j + 1]   # [B, k, D]
-        assign = None
-        if kmeans and iterative and state.assign is not None:
-            a, (ph, pw) = state.assign                                           # [B, N, T, ph*pw]
-            a = tf.reshape(a, [-1, num_heads, k, ph, pw])
-            a = tf.reshape(nearest_upsample(a, h // ph, w // pw), [-1, num_heads, k, h * w])   # [B, N, T, F]
-            assign = a
-        feats, probs, new_assign = attention_layer(
-            feats, lat, c, "l2n", from_pos=grid_pos[r], to_pos=to_pos, mask=component_mask, num_heads=num_heads,
-            attention_dropout=attention_dropout, integration=integration, norm=norm, kmeans=kmeans,
-            kmeans_iters=kmeans_iters, assignments=assign, from_gate=img_gate, to_gate=ltnt_gate)
-        state.assign = (new_assign, (h, w))
-        # Duplex latent updates (one head: the latent width need not divide by num_heads).
-        if img2ltnt and j != last_att_conv:
-            lat = latent_update(lat, feats, "n2l", from_pos=lat_pos, to_pos=grid_pos[r], num_heads=1,
-                                attention_dropout=attention_dropout)
-        if ltnt2ltnt and j != last_att_conv:
-            lat = latent_update(lat, lat, "l2l", from_pos=lat_pos, to_pos=lat_pos, mask=component_mask,
-                                num_heads=1, attention_dropout=attention_dropout)
-        if (img2ltnt or ltnt2ltnt) and j != last_att_conv:
-            state.latents = lat
-        # Maps: [B, N, F, k] -> [B, N, k, h, w] -> nearest-upsampled to the output grid.
-        m = tf.reshape(tf.transpose(probs, [0, 1, 3, 2]), [-1, num_heads, k, h, w])
-        fh = size(R)[0] // h
-        state.maps.append(nearest_upsample(m, fh, fh))
-        return tf.transpose(tf.reshape(feats, [-1, h, w, c]), [0, 3, 1, 2])     # [B, C, h, w]
+    def conv_layers(r):
+        """(conv index j, scope, up) of the convs at log2 width r."""
+        return [(0, "Conv", False)] if r == 2 else [(2 * r - 5, "Conv0_up", True), (2 * r - 4, "Conv1", False)]
 
-    def layer(x, j, r, fmaps, up=False, first_at_res=False):
-        """Conv j at log2 width r: modconv -> [attention] -> [SAGAN] -> noise -> bias + lrelu."""
-        x = modulated_conv2d(x, state.styles[:, j + 1], fmaps, 3, up=up, resample_kernel=resample_kernel,
-                             fused=fused_modconv, modulate=style)
+    def layer(x, style, j, r, up, latents, assign):
+        """Conv j at log2 width r. latents: the duplex latents so far (None: ws layer j + 1);
+        assign: the last attention layer's assignments. Returns (x, latents, assign, map or None)."""
+        lat = att = sagan = None
         if r in att_res:
-            x = attend(x, j, r)
-        if img2img == r and first_at_res:
-            x = image_self_attention(x, grid_pos[r], num_heads, attention_dropout)
-        if local_noise and noise_mode != "none":
-            if noise_mode == "random":
-                noise = tf.random_normal([tf.shape(x)[0], 1] + x.shape.as_list()[2:])
-            else:
-                noise = noise_vars[j]
-            strength = tf.get_variable("noise_strength", shape=[], initializer=tf.initializers.zeros())
-            x += noise * strength
-        return bias_act(x, act=act)
+            updates = j != last_att_conv
+            lat = latents if latents is not None else region[:, :, j + 1]      # [B, k, D]
+            att = dict(att_kw, grid_pos=grid_pos[r], assignments=assign if kmeans and iterative else None,
+                       img2ltnt=img2ltnt and updates, ltnt2ltnt=ltnt2ltnt and updates)
+        if img2img == r and (up or r == 2):
+            sagan = dict(pos=grid_pos[r], num_heads=num_heads, attention_dropout=attention_dropout)
+        noise = None if not noise_vars else "random" if noise_mode == "random" else noise_vars[j]
+        x, lat, new_assign, m = synthesis_layer(x, style, nf(r), up=up, noise=noise, latents=lat, attention=att,
+                                                sagan=sagan, **conv_kw)
+        if att is None:
+            return x, latents, assign, None
+        return x, (lat if (img2ltnt or ltnt2ltnt) and updates else latents), new_assign, m
 
-    def merge(x):
-        """k-GAN: [B*K, C, h, w] -> [B, C, h, w], weighting the K parallel images; styles and the
-        RGB running sum follow with the weights' spatial means."""
-        with tf.variable_scope("Merge"):
-            _, c, h, w = x.shape.as_list()
-            if merge_type == "sum":
-                wts = tf.ones([batch, K, 1, h, w])
-            else:
-                s = conv2d(x, 1, 1)                                               # [B*K, 1, h, w]
-                if merge_type == "leaves":
-                    # softmax and max are unchanged by a shift shared by all K scores, so a bias
-                    # there would be a variable with zero gradient; the sigmoid alphas are not.
-                    s = bias_act(s)
-                s = tf.reshape(s, [-1, K, 1, h, w])                               # [B, K, 1, h, w]
-                if merge_same:
-                    s = tf.reduce_mean(s, axis=[3, 4], keepdims=True)
-                if merge_type == "softmax":
-                    wts = tf.nn.softmax(s, axis=1)
-                elif merge_type == "max":                 # one-hot forward, softmax gradient (straight-through)
-                    soft = tf.nn.softmax(s, axis=1)
-                    wts = tf.one_hot(tf.argmax(s, axis=1), K, axis=1) + soft - tf.stop_gradient(soft)
-                else:                                     # leaves: back-to-front alpha compositing, latent 0 opaque
-                    alphas = tf.concat([tf.ones_like(s[:, :1]), tf.sigmoid(s[:, 1:])], axis=1)
-                    rest = tf.math.cumprod(1.0 - alphas, axis=1, exclusive=True, reverse=True)
-                    wts = alphas * rest
-                wts = tf.broadcast_to(wts, [batch, K, 1, h, w])
-            mean_w = tf.reduce_mean(wts, axis=[2, 3, 4])                           # [B, K]
-            mean_w /= tf.reduce_sum(mean_w, axis=1, keepdims=True) + 1e-8
-            st = tf.reshape(state.styles, [-1, K, L, D])
-            state.styles = tf.reduce_sum(st * mean_w[:, :, None, None], axis=1)   # [B, L, D]
-            if state.rgb is not None:
-                y = state.rgb
-                y = tf.reshape(y, [-1, K] + y.shape.as_list()[1:])
-                if y.shape.as_list()[3:] == [h, w]:
-                    state.rgb = tf.reduce_sum(y * wts, axis=1)
-                else:
-                    state.rgb = tf.reduce_sum(y * mean_w[:, :, None, None, None], axis=1)
-            state.merged = True
-            return tf.reduce_sum(tf.reshape(x, [-1, K, c, h, w]) * wts, axis=1)  # [B, C, h, w]
+    def block(x, styles, r, latents, assign):
+        """Log2 width r: [stem], its convs, [resnet skip].
+        Returns (x, latents, assign, maps: list of [B, N, k, h, w] at the output size)."""
+        maps = []
+        if r == 2:
+            x = synthesis_stem(styles[:, 0], nf(2), h0, num_const=K if kgan else 1, latent_stem=latent_stem)
+        t = x
+        for j, scope, up in conv_layers(r):
+            with tf.variable_scope(scope):
+                x, latents, assign, m = layer(x, styles[:, j + 1], j, r, up, latents, assign)
+            if m is not None:
+                maps.append(nearest_upsample(m, out_h // size(r)[0], out_h // size(r)[0]))
+        if architecture == "resnet" and r > 2:
+            with tf.variable_scope("Skip"):
+                t = conv2d(t, nf(r), 1, up=True, resample_kernel=resample_kernel)
+            x = (x + t) * (1 / np.sqrt(2))
+        return x, latents, assign, maps
 
-    def torgb(x, r):
-        """ToRGB at log2 width r; the final one adds the extra 3x3 modconv with the transformer."""
-        with tf.variable_scope("ToRGB"):
-            if r == R and transformer and r <= end_res:
-                with tf.variable_scope("extraLayer"):
-                    x = modulated_conv2d(x, state.styles[:, 2 * r - 3], nf(r), 3, resample_kernel=resample_kernel,
-                                         fused=fused_modconv, modulate=style)
-            t = modulated_conv2d(x, state.styles[:, 2 * r - 2], num_channels, 1, demodulate=False,
-                                 fused=fused_modconv, modulate=style)
-            return bias_act(t)
+    def torgb(x, rgb, styles, r):
+        """The RGB image so far: skip adds this resolution's ToRGB to the upsampled sum."""
+        extra = styles[:, 2 * r - 3] if transformer and r == R and r <= end_res else None
+        if architecture == "skip" and r > 2:
+            with tf.variable_scope("Upsample"):
+                return upsample_2d(rgb, k=resample_kernel) + torgb_block(x, styles[:, 2 * r - 2], num_channels,
+                                                                          extra, **conv_kw)
+        return torgb_block(x, styles[:, 2 * r - 2], num_channels, extra, **conv_kw)
 
-
-    state.rgb = None
-    # 4x4 (4*ratio x 4) stem.
-    with tf.variable_scope("4x4"):
-        c0 = nf(2)
-        if latent_stem:
-            with tf.variable_scope("Dense"):
-                x = dense(state.styles[:, 0], c0 * h0 * 4, gain=np.sqrt(2) / 4)   # [B', C*h0*4]
-                x = bias_act(tf.reshape(x, [-1, c0, h0, 4]), act=act)
-        else:
-            with tf.variable_scope("Const"):
-                nconst = 1 if state.merged else K        # Fix §10.2.10: one constant per k-GAN image
-                const = tf.get_variable("const", shape=[nconst, c0, h0, 4], initializer=tf.initializers.random_normal())
-                x = tf.reshape(tf.tile(const[np.newaxis], [batch, 1, 1, 1, 1]), [-1, c0, h0, 4])   # [B', C, h0, 4]
-        with tf.variable_scope("Conv"):
-            x = layer(x, 0, 2, c0, first_at_res=True)
-        if architecture == "skip" or R == 2:
-            state.rgb = torgb(x, 2)
-        if not state.merged and (merge_layer == 0 or R == 2):
-            x = merge(x)
-    for r in range(3, R + 1):
+    x = rgb = latents = assign = None
+    maps, merged = [], not kgan
+    for r in range(2, R + 1):
         with tf.variable_scope("%dx%d" % (2 ** r, 2 ** r)):
-            t = x
-            with tf.variable_scope("Conv0_up"):
-                x = layer(x, 2 * r - 5, r, nf(r), up=True, first_at_res=True)
-            with tf.variable_scope("Conv1"):
-                x = layer(x, 2 * r - 4, r, nf(r))
-            if architecture == "resnet":
-                with tf.variable_scope("Skip"):
-                    t = conv2d(t, nf(r), 1, up=True, resample_kernel=resample_kernel)
-                x = (x + t) * (1 / np.sqrt(2))
-            if architecture == "skip":
-                with tf.variable_scope("Upsample"):
-                    state.rgb = upsample_2d(state.rgb, k=resample_kernel) + torgb(x, r)
-            elif r == R:
-                state.rgb = torgb(x, R)
-            if not state.merged and (merge_layer in (2 * r - 5, 2 * r - 4) or r == R):
-                x = merge(x)
-    images = state.rgb
-    if tanh:
-        images = tf.tanh(images)
-    H, W = size(R)
-    if state.maps:
-        maps = tf.stack(state.maps, axis=1)                                      # [B, L_att, N, k, H, W]
-        maps = tf.transpose(maps, [0, 3, 1, 2, 4, 5])                            # [B, k, L_att, N, H, W]
+            x, latents, assign, block_maps = block(x, styles, r, latents, assign)
+            maps += block_maps
+            if architecture == "skip" or r == R:
+                rgb = torgb(x, rgb, styles, r)
+            if not merged and (merge_layer in [j for j, _, _ in conv_layers(r)] or r == R):
+                x, styles, rgb = kgan_merge(x, styles, rgb, K, merge_type, merge_same)
+                merged = True
+
+    images = tf.tanh(rgb) if tanh else rgb
+    if maps:
+        maps = tf.stack(maps, axis=1)                                            # [B, La, N, k, h, w]
+        maps = tf.transpose(maps, [0, 3, 1, 2, 4, 5])                            # [B, k, La, N, h, w]
     else:
-        maps = tf.zeros([batch, k, 0, num_heads, H, W])
-    latents_out = state.latents if state.latents is not None else region[:, :, -1]   # [B, k, D]
-    assert_shape(images, [None, num_channels, H, W], "images_out")
+        maps = tf.zeros([batch, k, 0, num_heads, out_h, out_w])
+    latents_out = latents if latents is not None else region[:, :, -1]           # [B, k, D]
+    assert_shape(images, [None, num_channels, out_h, out_w], "images_out")
     assert images.dtype == tf.float32
     return (tf.identity(images, name="images_out"), tf.identity(maps, name="maps_out"),
             tf.identity(latents_out, name="latents_out"))
@@ -727,6 +982,13 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
 
 # ----------------------------------------------------------------------------
 # Generator (REFERENCE §1.3): mapping + synthesis, w_avg, truncation, style / component mixing.
+
+
+def validate_options(**parts):
+    """training.options.validate: the one validator of option combinations, shared with the
+    CLI and the training loop (imported here, at build time, so the check is the same)."""
+    from training import options
+    options.validate(**parts)
 
 
 def _params(func):
@@ -741,13 +1003,6 @@ def _default(func, name):
 # Sub-network options the Generator derives itself (not settable by the user).
 G_DERIVED = ("num_latents", "z_dim", "w_dim", "c_dim", "num_broadcast", "global_latent", "transformer",
              "is_template_graph", "components")
-
-
-def generator_option_names():
-    """Every option Generator accepts: its own and the routed mapping / synthesis ones."""
-    own = [p.name for p in _params(Generator) if p.name not in ("is_template_graph", "components")]
-    routed = [p.name for f in (G_mapping, G_synthesis) for p in _params(f) if p.name not in G_DERIVED]
-    return sorted(set(own + routed))
 
 
 def latent_pos_used(opts):
@@ -773,25 +1028,19 @@ def Generator(latents_in, labels_in,
               components_num=1,           # k: region latents (transformer) or parallel images (kgan).
               latent_size=512,            # Total latent width; each latent has latent_size / k.
               c_dim=0,                    # Label width; 0 = unconditional.
-              transformer=False,          # GANformer: k region latents + 1 global latent, bipartite attention.
+              transformer=False,          # GANsformer: k region latents + 1 global latent, bipartite attention.
               randomize_noise=None,       # StyleGAN2 spelling: True = noise_mode random, False = const.
               is_template_graph=False, components=None,
               **kwargs):                  # Routed to G_mapping / G_synthesis by their signatures.
     """latents_in z [B, K, z_dim] ([B, z_dim] when K = 1), labels_in [B, c_dim] ->
-    (images_out [B, C, h, w], maps_out [B, k, L_att, N, h, w][, ws_out [B, K, L, D]]).
+    (images_out [B, C, h, w], maps_out [B, k, La, N, h, w][, ws_out [B, K, L, D]]).
     K = k + 1 with the transformer (the last latent is global), else k (1, or k-GAN images)."""
     map_names = set(p.name for p in _params(G_mapping)) - set(G_DERIVED)
     syn_names = set(p.name for p in _params(G_synthesis)) - set(G_DERIVED)
     unknown = sorted(set(kwargs) - map_names - syn_names)
     if unknown:
         raise ValueError("Generator: unknown option(s) %s" % ", ".join(unknown))
-    kgan = kwargs.get("kgan", False)
-    if components_num < 1 or latent_size % components_num:
-        raise ValueError("latent_size: %d is not divisible by components_num %d" % (latent_size, components_num))
-    if components_num > 1 and not (transformer or kgan):
-        raise ValueError("components_num: %d latents need transformer or kgan" % components_num)
-    if transformer and kgan:
-        raise ValueError("kgan: k-GAN and transformer cannot be combined")
+    validate_options(G=dict(kwargs, components_num=components_num, latent_size=latent_size, transformer=transformer))
     K = components_num + 1 if transformer else components_num
     k = K - 1 if transformer else 0
     z_dim = w_dim = latent_size // components_num
@@ -833,7 +1082,7 @@ def Generator(latents_in, labels_in,
     else:
         # One latent: z is [B, z_dim] (StyleGAN2 layout); a [B, 1, z_dim] tensor is accepted too.
         latents_in.set_shape([None, z_dim] if K == 1 and latents_in.shape.ndims != 3 else [None, K, z_dim])
-        z = latents_in[:, np.newaxis] if latents_in.shape.ndims == 2 else latents_in         # [B, K, z]
+        z = latents_in[:, np.newaxis] if latents_in.shape.ndims == 2 else latents_in         # [B, K, z_dim]
         ws = components.mapping.get_output_for(z, labels_in, latent_pos, mask, **mdyn)        # [B, K, L, D]
         if is_training and w_avg_beta is not None:
             # One centre for all latents: mean of ws[:, :, 0] over batch and K (§1.3.5).
@@ -902,11 +1151,8 @@ def Discriminator(images_in, labels_in,
                   is_training=False,      # Attention dropout on.
                   is_template_graph=False, components=None):
     """images_in [B, C, h, w], labels_in [B, c_dim] -> scores_out [B, 1]."""
+    validate_options(D={n: v for n, v in locals().items() if n not in ("images_in", "labels_in", "components")})
     R = int(np.log2(resolution))
-    if 2 ** R != resolution or R < 2:
-        raise ValueError("resolution: %r is not a power of two >= 4" % resolution)
-    if architecture not in ARCHITECTURES:
-        raise ValueError("architecture: unknown %r (orig, skip, resnet)" % architecture)
     h0 = stem_height(ratio)
     size = lambda r: (h0 * 2 ** (r - 2), 2 ** r)
     nf = lambda stage: max(min(channel_base // 2 ** stage, channel_max), 1)      # = C(stage + 1)
@@ -916,24 +1162,16 @@ def Discriminator(images_in, labels_in,
     drop = attention_dropout if is_training else 0.0
     att_res = [r for r in range(3, R + 1) if transformer and start_res <= r < end_res]
     if transformer:
-        if latent_size % components_num:
-            raise ValueError("latent_size: %d is not divisible by components_num %d" % (latent_size, components_num))
         a_dim = latent_size // components_num
-        if a_dim % num_heads:
-            raise ValueError("num_heads: %d does not divide the aggregator width %d" % (num_heads, a_dim))
         P = pos_dim or a_dim
-        check_pos_dim(P, pos_type, pos_directions_num)
         agg = tf.get_variable("aggregators", [components_num, a_dim], initializer=tf.random_uniform_initializer())
-        agg = tf.tile(agg[np.newaxis], [tf.shape(images_in)[0], 1, 1])            # [B, k, a]
+        agg = tf.tile(agg[np.newaxis], [tf.shape(images_in)[0], 1, 1])            # [B, k, D]
         lat_pos = None
         if use_pos and att_res:
             with tf.variable_scope("ltnt_emb"):
                 lat_pos = tf.get_variable("emb", [components_num, a_dim], initializer=tf.random_uniform_initializer())
     if img2img:
-        if not 3 <= img2img <= R:
-            raise ValueError("img2img: log2 width %d is outside 3..%d" % (img2img, R))
         P = pos_dim or (latent_size // components_num)
-        check_pos_dim(P, pos_type, pos_directions_num)
     grid_pos = {}
     for r in sorted(set(att_res + ([img2img] if img2img else []))):
         with tf.variable_scope("pos_emb%d" % r):
@@ -979,18 +1217,18 @@ def Discriminator(images_in, labels_in,
         with tf.variable_scope("Conv"):
             x = bias_act(conv2d(x, nf(1), 3), act=act)
         with tf.variable_scope("Dense0"):
-            x = dense_layer(x, nf(0), act=act)                                    # [B, nf0]
+            x = dense_layer(x, nf(0), act=act)                                    # [B, C]
     if transformer:
         with tf.variable_scope("ComponentScores"):
-            a = tf.transpose(agg, [0, 2, 1])[:, :, :, np.newaxis]                 # [B, a, k, 1]
+            a = tf.transpose(agg, [0, 2, 1])[:, :, :, np.newaxis]                 # [B, D, k, 1]
             if mbstd_group_size > 1:
-                a = minibatch_stddev(a, mbstd_group_size, 1)                      # [B, a+1, k, 1]
-            a = tf.reshape(tf.transpose(a[:, :, :, 0], [0, 2, 1]), [-1, a.shape.as_list()[1]])   # [B*k, a+1]
+                a = minibatch_stddev(a, mbstd_group_size, 1)                      # [B, D+1, k, 1]
+            a = tf.reshape(tf.transpose(a[:, :, :, 0], [0, 2, 1]), [-1, a.shape.as_list()[1]])   # [B*k, D+1]
             with tf.variable_scope("Dense"):
                 a = dense_layer(a, a_dim, act=act)
             with tf.variable_scope("Output"):
                 a = dense_layer(a, 1)                                             # [B*k, 1]
-            x = tf.concat([x, tf.reshape(a, [-1, components_num])], axis=1)        # [B, nf0 + k]
+            x = tf.concat([x, tf.reshape(a, [-1, components_num])], axis=1)        # [B, C + k]
     with tf.variable_scope("Output"):
         x = dense_layer(x, max(c_dim, 1))
         if c_dim:
