@@ -221,6 +221,41 @@ def test_upfirdn_2d_gradients(tf_session, monkeypatch, path):
     np.testing.assert_allclose(tf_session.run(dh, {x: x0}), _finite_diff(tf_session, h, x, x0), rtol=1e-4, atol=1e-4)
 
 #----------------------------------------------------------------------------
+# The separable fast form (_upfirdn_2d_sep, what impl='ref' runs for separable filters) against
+# the spec (_upfirdn_2d_ref): values, first- and second-order gradients, on random cases.
+
+@pytest.mark.parametrize("seed", range(6))
+def test_separable_form_matches_spec(tf_session, seed):
+    rng = np.random.RandomState(100 + seed)
+    c = _random_case(rng)
+    k = np.outer(rng.randn(c["k"].shape[0]), rng.randn(c["k"].shape[1])).astype(np.float32)
+    factors = ufd._separable(k)
+    assert factors is not None
+    args = [int(c[n]) for n in ("upx", "upy", "downx", "downy", "padx0", "padx1", "pady0", "pady1")]
+    shape = list(c["shape"])
+    shape[3] = [1, 3][seed % 2]           # the NCHW helpers' minor=1 and a true minor axis
+    x0 = rng.randn(*shape)
+    x = tf.placeholder(tf.float64, [None] + shape[1:])   # a dynamic batch, as in the networks
+    y_ref = ufd._upfirdn_2d_ref(x, k, *args)
+    y_sep = ufd._upfirdn_2d_sep(x, factors[0], factors[1], *args)
+    assert y_sep.shape.as_list()[1:] == y_ref.shape.as_list()[1:]
+    weights = tf.constant(rng.rand(*([shape[0]] + y_ref.shape.as_list()[1:])))
+    outs = []
+    for y in (y_ref, y_sep):
+        g = tf.gradients(tf.reduce_sum(tf.square(y) * weights), x)[0]
+        dh = tf.gradients(tf.reduce_sum(tf.square(g)), x)[0]
+        outs.append(tf_session.run([y, g, dh], {x: x0}))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
+
+
+def test_non_separable_or_dynamic_filters_use_the_spec():
+    assert ufd._separable(np.array([[1.0, 2.0], [3.0, 5.0]])) is None
+    assert ufd._separable(tf.constant([[1.0]])) is None
+    ky, kx = ufd._separable(np.outer([1, 3, 3, 1], [1, 2, 1]) / 32.0)
+    np.testing.assert_allclose(np.outer(ky, kx), np.outer([1, 3, 3, 1], [1, 2, 1]) / 32.0, rtol=1e-12)
+
+#----------------------------------------------------------------------------
 # Argument errors.
 
 @pytest.mark.parametrize("call,name", [

