@@ -5,7 +5,7 @@ under datasets/ if it is missing, then trains a small GANsformer on it, sized so
 2-core CPU shows multi-object scenes in results/<run>/fakes*.png within about 30 minutes.
 
     python run_training.py                                     # the main job
-    python run_training.py --dataset clevr --resolution 256 --ganformer-default --gpus 0,1,2,3
+    python run_training.py --dataset clevr --resolution 256 --gansformer-default --gpus 0,1,2,3
     python run_training.py --baseline StyleGAN2 --total-kimg 200 --dry-run
 """
 
@@ -22,7 +22,8 @@ from dnnlib.util import ArgumentParser, UserError, run_cli
 from training import options
 from training import snapshot
 
-_EPILOG = """presets: --ganformer-default (the released GANsformer), --gansformer simplex|duplex,
+_EPILOG = """presets: --gansformer-default (the released GANsformer; the official spelling
+--ganformer-default is accepted), --gansformer simplex|duplex,
 --baseline GAN|StyleGAN2|kGAN|SAGAN; flags you type override the preset.
 recipes (training defaults per dataset, by its exact name or --recipe):
 %s
@@ -113,7 +114,8 @@ def build_parser():
     for name, typ, text in options.RECIPE_FLAGS:
         flags, kwargs = _flag(name, PARSERS[typ], "%s (default: recipe; %s)" % (text, _show(recipe[name])))
         parser.add_argument(*flags, **kwargs)
-    parser.add_argument("--ganformer-default", type=_bool, nargs="?", const=True, default=None,
+    parser.add_argument("--gansformer-default", "--ganformer-default", dest="gansformer_default",
+                        type=_bool, nargs="?", const=True, default=None,
                         help="The released GANsformer preset (the default model)")
     parser.add_argument("--gansformer", choices=options.GANSFORMER_PRESETS, default=None,
                         help="The paper's simplex or duplex GANsformer")

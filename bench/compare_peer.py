@@ -36,7 +36,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # The port's command-line flags for our bench/train.py configurations.
 PEER_FLAGS = {
-    "ganformer": ["--ganformer-default", "--dataset", "ffhq"],
+    "gansformer": ["--ganformer-default", "--dataset", "ffhq"],
     "stylegan2": ["--baseline", "StyleGAN2", "--dataset", "ffhq"],
 }
 
@@ -142,7 +142,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--peer", required=True, help="the port's pytorch_version folder")
     parser.add_argument("--peer-python", required=True, help="a Python with torch")
-    parser.add_argument("--configs", default="ganformer,stylegan2")
+    parser.add_argument("--configs", default="gansformer,stylegan2")
     parser.add_argument("--res", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)

@@ -24,7 +24,7 @@ from PIL import Image
 from scipy import ndimage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PRESETS = {"ganformer": [], "stylegan2": ["--baseline", "StyleGAN2"]}
+PRESETS = {"gansformer": [], "stylegan2": ["--baseline", "StyleGAN2"]}
 TICK_RE = re.compile(r"^tick\s+(\d+)\s+kimg\s+([\d.]+).*?sec/kimg\s+([\d.]+)(.*?)host")
 
 
@@ -73,7 +73,7 @@ def train(preset, kimg, data_dir, result_dir, res):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kimg", type=float, default=20)
-    parser.add_argument("--presets", default="ganformer,stylegan2")
+    parser.add_argument("--presets", default="gansformer,stylegan2")
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--data-dir", default=os.path.join(REPO, "datasets"))
     parser.add_argument("--result-dir", default=None, help="default: a temporary folder")

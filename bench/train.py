@@ -1,7 +1,7 @@
 """Training speed on CPU: G forward images/s and training-step images/s, plus parameter counts.
 
 Fixed configurations (compared side by side with other implementations; keep them stable):
-  ganformer  the official default preset as for FFHQ (16 region latents + global, latent 512,
+  gansformer  the official default preset as for FFHQ (16 region latents + global, latent 512,
              resnet G, kmeans, layer norm with mul integration, mapping self-attention,
              latent positions), StyleGAN2 resnet D;
   stylegan2  the StyleGAN2 baseline;
@@ -40,7 +40,7 @@ import dnnlib.tflib as tflib  # noqa: E402
 from training import loss as loss_lib  # noqa: E402
 from training import options  # noqa: E402
 
-CONFIGS = {"ganformer": "ganformer", "stylegan2": "StyleGAN2", "mainjob": "ganformer"}
+CONFIGS = {"gansformer": "gansformer", "stylegan2": "StyleGAN2", "mainjob": "gansformer"}
 CHANNELS = {32: {}, 64: {}, 256: dict(channel_base=8192, channel_max=128)}
 
 
@@ -51,7 +51,7 @@ def net_kwargs(config, res, smoke):
         extra = dict(row["gansformer"], channel_base=row["cbase"], channel_max=row["cmax"])
     if smoke:
         extra = dict(channel_base=256, channel_max=32)
-        if config == "ganformer":
+        if config == "gansformer":
             extra.update(components_num=4, latent_size=64)
     gkw, dkw = options.resolve_model(CONFIGS[config], resolution=res, d_mbstd_group_size=4, **extra)
     return gkw, dkw, extra
@@ -209,7 +209,7 @@ def bench_one(config, res, batch, threads, warmup, reps, smoke, peak=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="ganformer,stylegan2")
+    parser.add_argument("--configs", default="gansformer,stylegan2")
     parser.add_argument("--res", default="32,64,256")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)

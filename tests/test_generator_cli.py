@@ -35,11 +35,11 @@ def _pickle_generator(path, func, **kwargs):
 @pytest.fixture(scope="module")
 def pickles(tmp_path_factory):
     folder = tmp_path_factory.mktemp("nets")
-    gkw, _ = options.resolve_model("ganformer", **TINY)
+    gkw, _ = options.resolve_model("gansformer", **TINY)
     sgkw, _ = options.resolve_model("StyleGAN2", **dict(TINY, components_num=1))
-    paths = dnnlib.EasyDict(ganformer=folder / "ganformer.pkl", stylegan2=folder / "stylegan2.pkl",
+    paths = dnnlib.EasyDict(gansformer=folder / "gansformer.pkl", stylegan2=folder / "stylegan2.pkl",
                             known=folder / "known.pkl")
-    _pickle_generator(paths.ganformer, networks.Generator, **gkw)
+    _pickle_generator(paths.gansformer, networks.Generator, **gkw)
     _pickle_generator(paths.stylegan2, networks.Generator, **sgkw)
     import generation_nets
     _pickle_generator(paths.known, generation_nets.G_known_maps, resolution=8)
@@ -71,23 +71,23 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, pickles):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "missing.pkl" in err
     with pytest.raises(SystemExit):
-        cli("generate-images", "--network", pickles.ganformer, "--seeds", "3-1")
+        cli("generate-images", "--network", pickles.gansformer, "--seeds", "3-1")
     assert "runs backwards" in capsys.readouterr().err
     with pytest.raises(SystemExit):   # StyleGAN2 has no attention.
         cli("attention-maps", "--network", pickles.stylegan2, "--seeds", "1", "--outdir", tmp_path)
     assert "no attention maps" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli("interpolate", "--network", pickles.ganformer, "--seeds", "1,2", "--component", "9", "--outdir", tmp_path)
+        cli("interpolate", "--network", pickles.gansformer, "--seeds", "1,2", "--component", "9", "--outdir", tmp_path)
     assert "--component 9" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        cli("generate-images", "--network", pickles.ganformer, "--seeds", "1", "--ratio", "1.5", "--outdir", tmp_path)
+        cli("generate-images", "--network", pickles.gansformer, "--seeds", "1", "--ratio", "1.5", "--outdir", tmp_path)
     assert "--ratio: 1.5 must be in (0, 1]" in capsys.readouterr().err
 
 
 def test_generate_images_deterministic_across_runs_and_batch_sizes(tmp_path, pickles):
-    cli("generate-images", "--network", pickles.ganformer, "--seeds", "0-4", "--batch-size", "2", "--grid",
+    cli("generate-images", "--network", pickles.gansformer, "--seeds", "0-4", "--batch-size", "2", "--grid",
         "--outdir", tmp_path / "a")
-    cli("generate-images", "--network", pickles.ganformer, "--seeds", "0-4", "--batch-size", "5",
+    cli("generate-images", "--network", pickles.gansformer, "--seeds", "0-4", "--batch-size", "5",
         "--outdir", tmp_path / "b")
     for seed in range(5):
         a = load(tmp_path / "a" / ("seed%04d.png" % seed))
@@ -100,7 +100,7 @@ def test_generate_images_deterministic_across_runs_and_batch_sizes(tmp_path, pic
 
 
 def test_ratio_crops_rows(tmp_path, pickles):
-    cli("generate-images", "--network", pickles.ganformer, "--seeds", "1", "--ratio", "0.5", "--outdir", tmp_path)
+    cli("generate-images", "--network", pickles.gansformer, "--seeds", "1", "--ratio", "0.5", "--outdir", tmp_path)
     assert load(tmp_path / "seed0001.png").shape == (8, 16, 3)
 
 
@@ -135,10 +135,10 @@ def test_attention_maps_follow_known_maps(tmp_path, pickles):
     assert load(tmp_path / "layer_maps" / ("seed%04d" % pos) / "all.png").shape == (16, 8, 3)
 
 
-def test_attention_maps_on_ganformer(tmp_path, pickles):
-    cli("attention-maps", "--network", pickles.ganformer, "--seeds", "1", "--outdir", tmp_path)
+def test_attention_maps_on_gansformer(tmp_path, pickles):
+    cli("attention-maps", "--network", pickles.gansformer, "--seeds", "1", "--outdir", tmp_path)
     with tf.Graph().as_default(), tflib.create_session().as_default():
-        _, _, Gs = misc.load_network_pkl(str(pickles.ganformer))
+        _, _, Gs = misc.load_network_pkl(str(pickles.gansformer))
         num_layers, num_heads = Gs.output_shapes[1][2], Gs.output_shapes[1][3]
     files = sorted(os.listdir(tmp_path / "layer_maps" / "seed0001"))
     assert len(files) == num_layers * num_heads + 1 and num_heads == 2
@@ -148,11 +148,11 @@ def test_attention_maps_on_ganformer(tmp_path, pickles):
 
 @pytest.mark.parametrize("space", ["z", "w"])
 def test_interpolate(tmp_path, pickles, space):
-    cli("interpolate", "--network", pickles.ganformer, "--seeds", "1,2", "--space", space, "--density", "4",
+    cli("interpolate", "--network", pickles.gansformer, "--seeds", "1,2", "--space", space, "--density", "4",
         "--outdir", tmp_path)
     folder = tmp_path / ("interpolations-%s" % space) / "1-2"
     frames = [load(folder / ("frame%03d.png" % i)) for i in range(4)]
-    cli("generate-images", "--network", pickles.ganformer, "--seeds", "1,2", "--outdir", tmp_path / "ends")
+    cli("generate-images", "--network", pickles.gansformer, "--seeds", "1,2", "--outdir", tmp_path / "ends")
     # The end frames are the seeds' own images; the middle ones differ from both.
     np.testing.assert_array_equal(frames[0], load(tmp_path / "ends" / "seed0001.png"))
     np.testing.assert_allclose(frames[-1], load(tmp_path / "ends" / "seed0002.png"), atol=1)
@@ -162,9 +162,9 @@ def test_interpolate(tmp_path, pickles, space):
 
 
 def test_interpolate_one_component_changes_less(tmp_path, pickles):
-    cli("interpolate", "--network", pickles.ganformer, "--seeds", "1,2", "--space", "w", "--density", "3",
+    cli("interpolate", "--network", pickles.gansformer, "--seeds", "1,2", "--space", "w", "--density", "3",
         "--component", "0", "--outdir", tmp_path)
-    cli("interpolate", "--network", pickles.ganformer, "--seeds", "1,2", "--space", "w", "--density", "3",
+    cli("interpolate", "--network", pickles.gansformer, "--seeds", "1,2", "--space", "w", "--density", "3",
         "--outdir", tmp_path)
     one = load(tmp_path / "interpolations-w-c0" / "1-2" / "frame002.png").astype(np.float32)
     all_ = load(tmp_path / "interpolations-w" / "1-2" / "frame002.png").astype(np.float32)
@@ -173,19 +173,19 @@ def test_interpolate_one_component_changes_less(tmp_path, pickles):
 
 
 def test_style_mixing_example(tmp_path, pickles):
-    cli("style-mixing-example", "--network", pickles.ganformer, "--row-seeds", "1,2", "--col-seeds", "3-5",
+    cli("style-mixing-example", "--network", pickles.gansformer, "--row-seeds", "1,2", "--col-seeds", "3-5",
         "--col-styles", "0-2", "--outdir", tmp_path)
     grid = load(tmp_path / "grid.png")
     assert grid.shape == (3 * 16, 4 * 16, 3)
     assert not grid[:16, :16].any()                                    # black corner
     np.testing.assert_array_equal(grid[16:32, 32:48], load(tmp_path / "1-4.png"))
-    cli("generate-images", "--network", pickles.ganformer, "--seeds", "1,4", "--outdir", tmp_path / "orig")
+    cli("generate-images", "--network", pickles.gansformer, "--seeds", "1,4", "--outdir", tmp_path / "orig")
     np.testing.assert_array_equal(grid[16:32, :16], load(tmp_path / "orig" / "seed0001.png"))
     np.testing.assert_array_equal(grid[:16, 32:48], load(tmp_path / "orig" / "seed0004.png"))
     mixed = load(tmp_path / "1-4.png")
     assert not np.array_equal(mixed, load(tmp_path / "orig" / "seed0001.png"))
     with pytest.raises(SystemExit):
-        cli("style-mixing-example", "--network", pickles.ganformer, "--row-seeds", "1", "--col-seeds", "2",
+        cli("style-mixing-example", "--network", pickles.gansformer, "--row-seeds", "1", "--col-seeds", "2",
             "--col-styles", "0-99", "--outdir", tmp_path)
 
 

@@ -25,7 +25,7 @@ TINY_PRESET = dict(SAGAN=dict(components_num=1), GAN=dict(components_num=1), Sty
 GEOMETRIES = [(16, 1.0), (32, 1.0), (64, 0.5)]      # (width, height / width)
 # Extra option sets at 16x16 for options no preset turns on.
 EXTRAS = {
-    "kitchen_sink": ("ganformer", dict(iterative=True, kmeans_iters=2, ltnt_gate=True, img_gate=True, img2ltnt=True,
+    "kitchen_sink": ("gansformer", dict(iterative=True, kmeans_iters=2, ltnt_gate=True, img_gate=True, img2ltnt=True,
                                        ltnt2ltnt=True, component_dropout=0.3, component_mixing=0.5, mapping_dim=12,
                                        c_dim=2, g_architecture="skip", pos_type="trainable", integration="both",
                                        norm="instance", d_transformer=True, d_ltnt2ltnt=True, d_img2img=3,
@@ -35,7 +35,7 @@ EXTRAS = {
     "kgan_max_same": ("kGAN", dict(merge_type="max", merge_same=True, merge_layer=2, g_architecture="resnet")),
     "kgan_leaves": ("kGAN", dict(merge_type="leaves", merge_layer=0, pos_type="trainable2d")),
     "kgan_sum": ("kGAN", dict(merge_type="sum", merge_layer=-1)),
-    "shared_mapping": ("ganformer", dict(mapping_shared_dim=20, mapping_ltnt2ltnt=False)),
+    "shared_mapping": ("gansformer", dict(mapping_shared_dim=20, mapping_ltnt2ltnt=False)),
 }
 
 
@@ -136,7 +136,7 @@ def test_networks_extra_options_train(tf_session, name):
 def test_networks_unused_variables_not_created(tf_session):
     """kmeans replaces Q.K^T: no latent keys / to_pos; no mod_* without styles; no Const with a latent stem."""
     nets = {}
-    for name, preset, extra in (("kmeans", "ganformer", {}), ("keys", "simplex", dict(use_pos=True)),
+    for name, preset, extra in (("kmeans", "gansformer", {}), ("keys", "simplex", dict(use_pos=True)),
                                 ("gan", "GAN", dict(components_num=1))):
         gkw, _ = build_kwargs(preset, 16, 1.0, **extra)
         nets[name] = list(tflib.Network("G_" + name, func_name=networks.Generator, **gkw).vars)
@@ -159,7 +159,7 @@ def test_networks_unused_variables_not_created(tf_session):
 # Generator behaviour: truncation, mixing, determinism, pickles.
 
 
-def make_G(preset="ganformer", **extra):
+def make_G(preset="gansformer", **extra):
     gkw, _ = build_kwargs(preset, 16, 1.0, **dict(dict(attention_dropout=0.0, noise_mode="const"), **extra))
     G = tflib.Network("G", func_name=networks.Generator, **gkw)
     tflib.init_uninitialized_vars()
@@ -263,10 +263,10 @@ def test_networks_same_seed_same_images_and_pickle(tf_session):
 
 
 def test_presets_table_and_resolution():
-    assert {"ganformer", "simplex", "duplex", "GAN", "StyleGAN2", "kGAN", "SAGAN"} <= set(options.PRESETS)
+    assert {"gansformer", "simplex", "duplex", "GAN", "StyleGAN2", "kGAN", "SAGAN"} <= set(options.PRESETS)
     keys = [sorted(row) for row in options.PRESETS.values()]
     assert all(k == keys[0] for k in keys)
-    gkw, dkw = options.resolve_model("ganformer", resolution=64, ratio=0.5, d_architecture="skip", mbstd_group_size=2)
+    gkw, dkw = options.resolve_model("gansformer", resolution=64, ratio=0.5, d_architecture="skip", mbstd_group_size=2)
     assert gkw["architecture"] == "resnet" and dkw["architecture"] == "skip"
     assert gkw["kmeans"] and gkw["transformer"] and not dkw["transformer"]
     assert dkw["ratio"] == gkw["ratio"] == 0.5 and dkw["mbstd_group_size"] == 2 and "mbstd_group_size" not in gkw
@@ -276,19 +276,19 @@ def test_presets_table_and_resolution():
 
 @pytest.mark.parametrize("preset,over,fragment", [
     ("nope", {}, "unknown preset"),
-    ("ganformer", dict(kmeans_itres=2), "unknown network option 'kmeans_itres'"),
+    ("gansformer", dict(kmeans_itres=2), "unknown network option 'kmeans_itres'"),
     ("StyleGAN2", dict(kmeans=True), "kmeans: needs transformer"),
     ("StyleGAN2", dict(components_num=4), "need transformer=True or kgan"),
     ("kGAN", dict(transformer=True), "cannot be combined"),
-    ("ganformer", dict(latent_size=30, components_num=4), "not divisible"),
-    ("ganformer", dict(ratio=0.3), "ratio"),
-    ("ganformer", dict(resolution=48), "power of two"),
-    ("ganformer", dict(iterative=True, kmeans=False), "iterative: needs kmeans"),
+    ("gansformer", dict(latent_size=30, components_num=4), "not divisible"),
+    ("gansformer", dict(ratio=0.3), "ratio"),
+    ("gansformer", dict(resolution=48), "power of two"),
+    ("gansformer", dict(iterative=True, kmeans=False), "iterative: needs kmeans"),
     ("SAGAN", dict(resolution=16), "g_img2img"),
-    ("ganformer", dict(integration="sum"), "integration"),
-    ("ganformer", dict(mapping_shared_dim=16), "mapping_shared_dim"),
-    ("ganformer", dict(architecture="skip"), "give one"),
-    ("ganformer", dict(num_heads=3, channel_max=32, channel_base=128, components_num=3, latent_size=24), "num_heads"),
+    ("gansformer", dict(integration="sum"), "integration"),
+    ("gansformer", dict(mapping_shared_dim=16), "mapping_shared_dim"),
+    ("gansformer", dict(architecture="skip"), "give one"),
+    ("gansformer", dict(num_heads=3, channel_max=32, channel_base=128, components_num=3, latent_size=24), "num_heads"),
 ])
 def test_presets_reject_bad_options(preset, over, fragment):
     with pytest.raises(dnnlib.util.UserError, match=fragment):

@@ -27,7 +27,7 @@ def test_every_recipe_resolves_with_every_preset():
     for recipe in options.RECIPES:
         for preset in options.PRESETS:
             given = {"recipe": recipe, "dataset": "any"}
-            if preset != "ganformer":
+            if preset != "gansformer":
                 given["gansformer" if preset in options.GANSFORMER_PRESETS else "baseline"] = preset
             opts = options.resolve(given)
             assert opts.recipe == recipe and opts.preset_name == preset

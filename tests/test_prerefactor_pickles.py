@@ -3,8 +3,8 @@ run once at commit d812baf) still load and compute their stored outputs, and tod
 networks.py, rebuilt with the same static kwargs, has exactly the same variables (names and
 shapes) and gives the same images, attention maps, latents and D scores for the same weights.
 
-Configs: GANformer duplex (kmeans, img2ltnt, ltnt2ltnt, gates, positions) and iterative
-ganformer (16x8, labels), simplex (latent keys, SAGAN, latent stem), k-GAN merges (softmax,
+Configs: GANsformer duplex (kmeans, img2ltnt, ltnt2ltnt, gates, positions) and iterative
+gansformer (16x8, labels), simplex (latent keys, SAGAN, latent stem), k-GAN merges (softmax,
 leaves, max), StyleGAN2, GAN, and a D with aggregator attention."""
 
 import lzma

@@ -58,9 +58,9 @@ def test_every_model_option_is_described():
 
 def test_no_arguments_is_the_main_job(tmp_path, capsys):
     opts, out = _dry(tmp_path, capsys)
-    assert opts["main_job"] and opts["dataset"] == "scenes" and opts["preset_name"] == "ganformer"
+    assert opts["main_job"] and opts["dataset"] == "scenes" and opts["preset_name"] == "gansformer"
     assert opts["G_args"]["transformer"] and opts["G_args"]["kmeans"]
-    assert opts["resolution"] == 32 and opts["run_desc"] == "ganformer-scenes-32"
+    assert opts["resolution"] == 32 and opts["run_desc"] == "gansformer-scenes-32"
     assert "Dry run" in out and not os.path.exists(tmp_path / "data")   # nothing made or trained
 
 

@@ -23,7 +23,7 @@ RES = 64
 def _untrained_generator():
     """A randomly initialised GANsformer at 64 px (tiny widths), as training starts from."""
     from training import networks, options
-    gkw, _ = options.resolve_model("ganformer", channel_base=256, channel_max=32, components_num=3, latent_size=24,
+    gkw, _ = options.resolve_model("gansformer", channel_base=256, channel_max=32, components_num=3, latent_size=24,
                              num_heads=2, mapping_num_layers=2, resolution=RES, ratio=1.0)
     return tflib.Network("G", func_name=networks.Generator, **gkw)
 

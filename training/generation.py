@@ -29,7 +29,7 @@ class GeneratorView:
         self.c_dim = int(Gs.input_shapes[1][1]) if len(Gs.input_shapes) > 1 and Gs.input_shapes[1] else 0
         nets = [Gs] + ([Gs.components.synthesis] if "synthesis" in Gs.components else [])
         accepts = lambda name: any(net.accepts_kwarg(name) for net in nets)
-        self.ganformer = Gs.accepts_kwarg("take_ws")  # ours and official GANsformer (return_ws / take_ws)
+        self.gansformer = Gs.accepts_kwarg("take_ws")  # ours and official GANsformer (return_ws / take_ws)
         # Maps [B, k, L_att, N, H, W]; generators without attention give none or k = 0.
         maps_shape = Gs.output_shapes[1] if len(Gs.output_shapes) > 1 else None
         self.has_maps = bool(maps_shape) and len(maps_shape) == 6 and maps_shape[1] != 0 and maps_shape[2] != 0
@@ -68,13 +68,13 @@ class GeneratorView:
 
     def ws(self, z, labels, psi):
         """Truncated per-layer latents for z."""
-        if self.ganformer:
+        if self.gansformer:
             return self._run(z, labels, truncation_psi=psi, return_ws=True)[-1]
         return self._run(z, labels, truncation_psi=psi, return_dlatents=True)[-1]
 
     def synthesize(self, ws, labels, noise="const"):
         """(images, maps or None) from per-layer latents."""
-        if self.ganformer:
+        if self.gansformer:
             outs = self._run(ws, labels, take_ws=True, noise=noise)
             return outs[0], (outs[1] if self.has_maps else None)
         syn = self.Gs.components.synthesis

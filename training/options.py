@@ -22,7 +22,7 @@ from dnnlib.util import EasyDict, UserError
 from training import networks
 
 # ----------------------------------------------------------------------------
-# Model presets (REFERENCE §1.9): `ganformer` is the official --ganformer-default; simplex is
+# Model presets (REFERENCE §1.9): `gansformer` is the official --ganformer-default (our --gansformer-default); simplex is
 # --transformer alone; duplex adds k-means centroids and the bottom-up img2ltnt update.
 
 PRESET_COLUMNS = ("family", "transformer", "components_num", "latent_size", "num_heads", "kmeans", "iterative", "img2ltnt",
@@ -31,7 +31,7 @@ PRESET_COLUMNS = ("family", "transformer", "components_num", "latent_size", "num
                   "d_transformer")
 _PRESET_ROWS = {
     #             family      trans  k   latent heads kmeans iter  i2l    pos    integ  norm     mres   ml2l   style  lstem  g_arch    img2img kgan   merge mtype      d_arch    d_trans
-    "ganformer": ("networks", True,  16, 512,   1,    True,  False, False, True,  "mul", "layer", True,  True,  True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
+    "gansformer": ("networks", True,  16, 512,   1,    True,  False, False, True,  "mul", "layer", True,  True,  True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
     "simplex":   ("networks", True,  16, 512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
     "duplex":    ("networks", True,  16, 512,   1,    True,  False, True,  True,  "mul", "layer", False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
     "GAN":       ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, False, True,  "skip",   0,      False, -1,   "sum",     "resnet", False),
@@ -123,7 +123,7 @@ RECIPE_FLAGS = [
     ("g_lr", "float", "Generator learning rate"),
     ("d_lr", "float", "Discriminator learning rate"),
 ]
-PRESET_FLAGS = ("ganformer_default", "gansformer", "baseline")
+PRESET_FLAGS = ("gansformer_default", "gansformer", "baseline")
 # Options that name the run's place, length and bookkeeping, not the model: left out of its name.
 RUN_MANAGEMENT = {"data_dir", "result_dir", "resume", "restart", "dry_run", "metrics", "snapshot_ticks",
                   "keep_snapshots", "total_kimg", "kimg_per_tick", "gpus", "batch_gpu", "grid_size", "dataset",
@@ -434,7 +434,7 @@ def preset_name(given):
     chosen = [k for k in PRESET_FLAGS if given.get(k) not in (None, False)]
     if len(chosen) > 1:
         _fail("--%s contradict each other; choose one preset", " and --".join(k.replace("_", "-") for k in chosen))
-    return given.get("gansformer") or given.get("baseline") or "ganformer"
+    return given.get("gansformer") or given.get("baseline") or "gansformer"
 
 
 def recipe_name(opts, given):
