@@ -7,25 +7,30 @@ import argparse
 import sys
 
 import dnnlib
+from dnnlib.util import ArgumentParser, arg_number
+
+_COUNT = arg_number(int, low=1)           # image counts, shards: >= 1
+_SEED = arg_number(int, low=0, high=2 ** 32 - 1)   # numpy RandomState's range
+_RES = arg_number(int, low=4)             # widths (power of two checked with the rest)
 
 
 def _add_convert_options(p, resolution=None, ratio_mode="native"):
     g = p.add_argument_group("conversion options")
-    g.add_argument("--resolution", type=int, default=resolution,
+    g.add_argument("--resolution", type=_RES, default=resolution,
                    help="resize to this width (power of two); images are centre-cropped to the aspect first "
                         "(default: %s)" % (resolution or "keep the images' size"))
-    g.add_argument("--ratio", type=float, default=None,
+    g.add_argument("--ratio", type=arg_number(float, above=0, high=1), default=None,
                    help="height/width of the kept content, e.g. 0.5 for Cityscapes (centre crop; default 1)")
     g.add_argument("--ratio-mode", choices=["native", "pad"], default=ratio_mode,
                    help="native: true HxW records (H = ratio*W, rounded to a multiple of W/4); pad: padded black "
                         "squares as the official GANsformer (default: %(default)s)")
     g.add_argument("--channels", type=int, choices=[1, 3], default=None,
                    help="convert every image to 1 (gray) or 3 (RGB) channels (default: the first image's)")
-    g.add_argument("--max-images", type=int, default=None, help="stop after this many images")
+    g.add_argument("--max-images", type=_COUNT, default=None, help="stop after this many images")
     g.add_argument("--shuffle", type=int, choices=[0, 1], default=None,
                    help="write in a RandomState(--seed) shuffled order (default 1 where the source allows)")
-    g.add_argument("--seed", type=int, default=123, help="shuffle seed (default: %(default)s)")
-    g.add_argument("--shards", type=int, default=1, help="split each level round-robin into N files (default 1)")
+    g.add_argument("--seed", type=_SEED, default=123, help="shuffle seed (default: %(default)s)")
+    g.add_argument("--shards", type=_COUNT, default=1, help="split each level round-robin into N files (default 1)")
     g.add_argument("--storage", choices=["raw", "compact"], default="raw",
                    help="raw: decoded uint8 at every level (StyleGAN2 format); compact: encoded PNG/JPEG at full "
                         "resolution only, decoded and downsampled by the reader (default: %(default)s)")
@@ -50,11 +55,20 @@ def _convert_opts(args, **overrides):
     return opts
 
 
+def _check_output(args, inputs=()):
+    """The dataset folder to write: checked before any input is read (nothing is made here)."""
+    from training.data.writer import check_output_dataset
+    check_output_dataset(args.tfrecord_dir, args.overwrite, inputs)
+
+
 def cmd_convert(args):
     from training.data import sources as src
     from training.data.convert import convert
     opts = _convert_opts(args)
     c = args.command
+    _check_output(args, [getattr(args, k) for k in ("image_dir", "npy_filename", "labels", "hdf5_filename",
+                                                     "lmdb_dir", "cifar_dir", "mnist_dir", "celeba_dir")
+                         if getattr(args, k, None)])
     if c == "create_from_images":
         source = src.FolderSource(args.image_dir)
     elif c == "create_from_npy":
@@ -78,6 +92,7 @@ def cmd_convert(args):
 
 def cmd_catalog(args):
     from training.data import catalog
+    _check_output(args, [args.src] if args.src else [])
     catalog.prepare(args.command[len("create_"):], args.tfrecord_dir, args.src, args.download,
                             _convert_opts(args))
 
@@ -90,6 +105,7 @@ def cmd_scenes(args):
         raise dnnlib.UserError("--resolution %d is not a power of two >= 4" % args.resolution)
     if not 0 <= args.min_objects <= args.max_objects <= 10:
         raise dnnlib.UserError("need 0 <= --min-objects <= --max-objects <= 10")
+    _check_output(args)
     create_scenes(args.tfrecord_dir, num_images=args.num_images, resolution=args.resolution, seed=args.seed,
                   min_objects=args.min_objects, max_objects=args.max_objects, storage=args.storage,
                   shards=args.shards, overwrite=args.overwrite)
@@ -101,8 +117,9 @@ def cmd_inspect(args):
         insp.info(args.tfrecord_dir)
     elif args.command == "display":
         gx, _, gy = args.grid.partition("x")
-        if not (gx.isdigit() and gy.isdigit()):
-            raise dnnlib.UserError("--grid %s must look like 8x8" % args.grid)
+        if not (gx.isdigit() and gy.isdigit() and int(gx) >= 1 and int(gy) >= 1):
+            raise dnnlib.UserError("--grid %s must look like 8x8 (columns x rows, each >= 1)" % args.grid)
+        insp.check_image_path(args.out, "--out")
         insp.display(args.tfrecord_dir, args.out, (int(gx), int(gy)), args.show)
     elif args.command == "extract":
         insp.extract(args.tfrecord_dir, args.output_dir, args.resolution, args.max_images, args.overwrite)
@@ -111,7 +128,8 @@ def cmd_inspect(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="dataset_tool.py", description=__doc__, allow_abbrev=False,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
 
@@ -135,8 +153,8 @@ def build_parser():
         ("lmdb_dir", "the *_lmdb folder"), resolution=256)
     p = add("create_lsun_wide", "from an LSUN lmdb folder, wide aspect (StyleGAN2 car: 512x384)", cmd_convert,
             ("lmdb_dir", "the *_lmdb folder"), ratio_mode="pad")
-    p.add_argument("--width", type=int, default=512)
-    p.add_argument("--height", type=int, default=384)
+    p.add_argument("--width", type=_RES, default=512)
+    p.add_argument("--height", type=_COUNT, default=384)
     add("create_cifar10", "from CIFAR-10 (python version folder or .tar.gz), one-hot labels", cmd_convert,
         ("cifar_dir", "cifar-10-batches-py folder or archive"))
     add("create_cifar100", "from CIFAR-100 (python version folder or .tar.gz), one-hot fine labels", cmd_convert,
@@ -145,8 +163,8 @@ def build_parser():
         ("mnist_dir", "folder with train-images-idx3-ubyte(.gz) and train-labels-idx1-ubyte(.gz)"))
     p = add("create_celeba", "from CelebA img_align_celeba (128x128 crop)", cmd_convert,
             ("celeba_dir", "folder containing img_align_celeba/"))
-    p.add_argument("--cx", type=int, default=89)
-    p.add_argument("--cy", type=int, default=121)
+    p.add_argument("--cx", type=arg_number(int, low=64), default=89)
+    p.add_argument("--cy", type=arg_number(int, low=64), default=121)
     for key, what in [("clevr", "CLEVR (ratio 0.75)"), ("cityscapes", "Cityscapes (ratio 0.5)"),
                       ("ffhq", "FFHQ (the released ffhq-r08.tfrecords1of1 or a folder of images)"),
                       ("bedrooms", "LSUN Bedrooms (ratio 188/256; needs lmdb)")]:
@@ -156,13 +174,13 @@ def build_parser():
         p.add_argument("--download", action="store_true", help="download (MD5-checked, cached) first")
     p = add("create_scenes", "the embedded procedural multi-object scenes dataset (labels included)", cmd_scenes,
             convert_opts=False)
-    p.add_argument("--num-images", type=int, default=20000)
-    p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--min-objects", type=int, default=1)
-    p.add_argument("--max-objects", type=int, default=5)
+    p.add_argument("--num-images", type=_COUNT, default=20000)
+    p.add_argument("--resolution", type=_RES, default=64)
+    p.add_argument("--seed", type=_SEED, default=123)
+    p.add_argument("--min-objects", type=arg_number(int, low=0), default=1)
+    p.add_argument("--max-objects", type=arg_number(int, low=0), default=5)
     p.add_argument("--storage", choices=["raw", "compact"], default="raw")
-    p.add_argument("--shards", type=int, default=1)
+    p.add_argument("--shards", type=_COUNT, default=1)
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("info", help="count, resolution, channels, labels, storage mode of a dataset")
@@ -177,8 +195,8 @@ def build_parser():
     p = sub.add_parser("extract", help="write every image as output_dir/img%%08d.png")
     p.add_argument("tfrecord_dir")
     p.add_argument("output_dir")
-    p.add_argument("--resolution", type=int, default=None, help="level to extract (default: full)")
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--resolution", type=_RES, default=None, help="level to extract (default: full)")
+    p.add_argument("--max-images", type=_COUNT, default=None)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_inspect)
     p = sub.add_parser("compare", help="compare two datasets image by image (exit 1 when they differ)")
@@ -190,11 +208,16 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    """Exit code: 0 done (compare: identical), 1 bad input (one `error:` line) or datasets differ."""
+    def parse_and_run():
+        args = build_parser().parse_args(argv)
+        command[0] = args.command
+        return args.func(args)
+    command = ["dataset_tool.py"]
     try:
-        return dnnlib.util.run_cli(args.func, args, prefix="dataset_tool %s: error" % args.command)
+        return dnnlib.util.run_cli(parse_and_run, prefix="error")
     except KeyboardInterrupt:
-        print("dataset_tool %s: interrupted; no output was left behind" % args.command, file=sys.stderr)
+        print("dataset_tool %s: interrupted; no output was left behind" % command[0], file=sys.stderr)
         return 130
 
 

@@ -7,6 +7,9 @@ import os
 # Hide TensorFlow's C++ start-up INFO lines (CUDA probing, oneDNN notes) unless the user asked
 # for them; must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# The start-up lines that level does not hide (printed before TF's logging starts): dnnlib/quiet.py.
+from . import quiet
+quiet.install()
 
 from . import util
 from .util import EasyDict, UserError

@@ -100,6 +100,64 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UserError("%s: %s (see --help)" % (self.prog, message))
 
 
+def arg_number(kind=int, low=None, above=None, high=None, below=None):
+    """An argparse `type=` for a number of `kind` (int or float) in a range: NaN, Inf, text and
+    out-of-range values become one error line naming the flag (ArgumentParser.error), before
+    anything is built or written. low/high are inclusive bounds, above/below exclusive."""
+    import math
+
+    def parse(text):
+        try:
+            value = kind(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r is not %s" % (text, "a whole number" if kind is int else "a number"))
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError("%r is not a finite number" % text)
+        for bound, bad, word in ((low, lambda v, b: v < b, ">="), (above, lambda v, b: v <= b, ">"),
+                                 (high, lambda v, b: v > b, "<="), (below, lambda v, b: v >= b, "<")):
+            if bound is not None and bad(value, bound):
+                raise argparse.ArgumentTypeError("%s must be %s %s" % (text, word, bound))
+        return value
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+def _nearest_existing(path):
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def _check_writable_place(path, what):
+    parent = _nearest_existing(os.path.dirname(os.path.abspath(path)))
+    if not os.path.isdir(parent):
+        raise UserError("%s %s: %s is a file, so no folder can be made there; choose another path"
+                        % (what, path, parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError("%s %s: %s is not writable; choose another path" % (what, path, parent))
+
+
+def check_output_dir(path, what="output folder"):
+    """UserError unless `path` is an existing writable folder or can be made as one (checked
+    before any work, so a bad path costs nothing); nothing is created here."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError("%s %s is an existing file, not a folder; choose another path" % (what, path))
+    _check_writable_place(path if os.path.isdir(path) else os.path.join(path, "x"), what)
+    return path
+
+
+def check_output_file(path, what="output file"):
+    """UserError unless `path` can be written as a file (not a folder; a writable place)."""
+    if os.path.isdir(path):
+        raise UserError("%s %s is an existing folder, not a file; give a file name" % (what, path))
+    _check_writable_place(path, what)
+    return path
+
+
 def run_cli(func, *args, prefix="error", **kwargs):
     """A command-line tool's work: func's return value (None -> 0) as the exit code, or, for a
     UserError, one line `<prefix>: <message>` on stderr and exit code 1."""
@@ -107,6 +165,12 @@ def run_cli(func, *args, prefix="error", **kwargs):
         return func(*args, **kwargs) or 0
     except UserError as err:
         print("%s: %s" % (prefix, err), file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.filename is None:   # Not about a path the user gave: a real bug, with its traceback.
+            raise
+        # A place the user named cannot be read or written (missing, not writable, disk full).
+        print("%s: %s: %s" % (prefix, err.strerror or type(err).__name__, err.filename), file=sys.stderr)
         return 1
 
 

@@ -169,9 +169,14 @@ class MetricBase:
             self._dataset_obj = None
         self._eval_time = time.time() - time_begin
 
+        bad = [self.name + r.suffix for r in self._results if not np.isfinite(r.value)]
+        if bad:  # Never a metric line with nan in it: say why instead.
+            raise dnnlib.UserError("%s of %s is not finite (NaN/Inf images or features?); nothing was written"
+                                   % (", ".join(bad), network_pkl))
         if log_results:
             line = self.get_result_str().strip()
             if run_dir is not None:
+                os.makedirs(run_dir, exist_ok=True)
                 with open(os.path.join(run_dir, "metric-%s.txt" % self.name), "a") as f:
                     f.write(line + "\n")
             print(line)

@@ -4,6 +4,7 @@ interrupted (in-process KeyboardInterrupt and a SIGKILLed subprocess)."""
 
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -226,8 +227,9 @@ def test_cifar_mnist_hdf5_sources(tmp_path):
     os.makedirs(mnist)
     digits = rnd.randint(0, 256, (3, 28, 28), dtype=np.uint8)
     classes = np.array([3, 1, 4], np.uint8)
-    gzip.open(os.path.join(mnist, "train-images-idx3-ubyte.gz"), "wb").write(b"\0" * 16 + digits.tobytes())
-    gzip.open(os.path.join(mnist, "train-labels-idx1-ubyte.gz"), "wb").write(b"\0" * 8 + classes.tobytes())
+    head_images, head_labels = struct.pack(">IIII", 2051, 3, 28, 28), struct.pack(">II", 2049, 3)  # idx headers
+    gzip.open(os.path.join(mnist, "train-images-idx3-ubyte.gz"), "wb").write(head_images + digits.tobytes())
+    gzip.open(os.path.join(mnist, "train-labels-idx1-ubyte.gz"), "wb").write(head_labels + classes.tobytes())
     assert dataset_tool.main(["create_mnist", os.path.join(root, "m"), mnist, "--shuffle", "0"]) == 0
     got = np.stack(list(fmt.iter_images(fmt.DatasetFiles(os.path.join(root, "m")))))
     assert got.shape == (3, 1, 32, 32) and not got[:, :, :2].any()

@@ -33,6 +33,7 @@ class TFRecordDataset:
                  ratio=None,            # height/width of the content; None = from dataset.json or the shape.
                  seed=None):            # Shuffle / mirror seed; None = nondeterministic.
         self.files = fmt.DatasetFiles(tfrecord_dir)
+        self.files.check_files()   # Damaged record framing: one line now, not a DataLossError mid-run.
         self.tfrecord_dir = self.files.dir
         self.name = self.files.name
         self.storage = self.files.storage

@@ -254,9 +254,12 @@ def get_plugin(cuda_file):
 #----------------------------------------------------------------------------
 # Implementation choice with fallback.
 
+_NO_GPU = "no GPU visible to TensorFlow"
+
+
 def _cuda_unavailable_reason(cuda_file):
     if not visible_gpu_compute_capabilities():
-        return "no GPU visible to TensorFlow"
+        return _NO_GPU
     if find_nvcc() is None:
         return "nvcc not found (set CUDA_HOME or put nvcc on PATH)"
     try:
@@ -283,7 +286,11 @@ def select_impl(impl, cuda_file):
         if reason is not None:
             if forced:
                 raise CustomOpError("%s=cuda, but the CUDA op cannot be used: %s" % (IMPL_ENV, reason))
-            if reason not in _warned:
+            if reason not in _warned and reason == _NO_GPU:
+                # Expected on a CPU machine, not a problem: one informative line, no warning.
+                _warned.add(reason)
+                print("CPU only (no GPU visible): using the pure-TensorFlow ops (impl='ref').", flush=True)
+            elif reason not in _warned:
                 _warned.add(reason)
                 warnings.warn("dnnlib custom ops: using impl='ref' (pure TF) instead of 'cuda': %s. "
                               "Set %s=ref to silence this." % (reason.splitlines()[0], IMPL_ENV),

@@ -8,6 +8,7 @@ import numpy as np
 
 import dnnlib
 from training.data import records as fmt
+from training.data.writer import _remove_stale_temp_dirs
 from training.visuals import save_image_grid
 
 
@@ -40,8 +41,18 @@ def info(tfrecord_dir, log=print):
     return out
 
 
+def check_image_path(path, what="--out"):
+    """UserError unless path can be written as an image file of a known format."""
+    import PIL.Image
+    dnnlib.util.check_output_file(path, what)
+    ext = os.path.splitext(path)[1].lower()
+    if PIL.Image.registered_extensions().get(ext) not in ("PNG", "JPEG", "BMP", "WEBP", "TIFF", "GIF"):
+        raise dnnlib.UserError("%s %s: unknown image extension %r; use .png or .jpg" % (what, path, ext))
+
+
 def display(tfrecord_dir, out_png, grid=(8, 8), show=False, log=print):
     """Save the first grid[0]*grid[1] images as one PNG grid (and open it if show)."""
+    check_image_path(out_png, "--out")
     files = fmt.DatasetFiles(tfrecord_dir)
     imgs = list(fmt.iter_images(files, max_images=grid[0] * grid[1]))
     save_image_grid(np.stack(imgs), out_png, drange=(0, 255), grid_size=grid)
@@ -53,11 +64,28 @@ def display(tfrecord_dir, out_png, grid=(8, 8), show=False, log=print):
 
 def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrite=False, log=print):
     """Write img%08d.png for every image (at a level if resolution), atomically as a folder."""
+    output_dir = os.path.normpath(output_dir)
+    dnnlib.util.check_output_dir(output_dir, "output folder")
+    if os.path.exists(output_dir):
+        if not overwrite:
+            raise dnnlib.UserError("output %s already exists; pass --overwrite or choose another folder" % output_dir)
+        foreign = [e for e in os.listdir(output_dir) if not (e.startswith("img") and e.endswith(".png"))]
+        if foreign:
+            raise dnnlib.UserError("output %s holds files other than extracted img*.png (%s); --overwrite only "
+                                   "replaces an earlier extract: choose another folder" % (output_dir, foreign[0]))
     files = fmt.DatasetFiles(tfrecord_dir)
-    log2 = None if resolution is None else int(np.log2(resolution))
-    if os.path.exists(output_dir) and not overwrite:
-        raise dnnlib.UserError("output %s already exists; pass --overwrite or choose another folder" % output_dir)
-    tmp = os.path.normpath(output_dir) + fmt.TEMP_MARK + str(os.getpid())
+    log2 = None
+    if resolution is not None:
+        log2 = int(resolution).bit_length() - 1
+        if resolution != 2 ** log2 or log2 not in files.available_log2():
+            raise dnnlib.UserError("--resolution %s: %s has no such level; available: %s" % (
+                resolution, tfrecord_dir, ", ".join(str(2 ** l) for l in files.available_log2())))
+    if max_images is not None and max_images < 1:
+        raise dnnlib.UserError("--max-images %s must be >= 1" % max_images)
+    parent, name = os.path.split(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    _remove_stale_temp_dirs(parent, name)
+    tmp = os.path.join(parent, ".%s%s%d" % (name, fmt.TEMP_MARK, os.getpid()))
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     n = 0
@@ -68,8 +96,12 @@ def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrit
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if os.path.exists(output_dir):
-        shutil.rmtree(output_dir)
-    os.rename(tmp, output_dir)
+        old = os.path.join(parent, ".%s.old-%d" % (name, os.getpid()))
+        os.rename(output_dir, old)
+        os.rename(tmp, output_dir)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, output_dir)
     log("Extracted %d images to %s" % (n, output_dir))
     return n
 

@@ -90,18 +90,35 @@ class DatasetFiles:
                     self.meta = json.load(f)
             except (OSError, ValueError) as e:
                 raise dnnlib.UserError("cannot read %s (%s); delete it or reconvert the dataset" % (meta_path, e))
+            _check_meta(self.meta, meta_path)
         self.top_log2 = max(self.levels)
-        first = next(iter_records(self.levels[self.top_log2]), None)
+        top_file = self.levels[self.top_log2][0]
+        first = next(iter_records([top_file]), None)
         if first is None:
-            raise dnnlib.UserError("%s holds no records; reconvert the dataset" % self.levels[self.top_log2][0])
-        self.top_shape, self.storage = parse_example(first)[0:2]
+            raise dnnlib.UserError("%s holds no records; reconvert the dataset" % top_file)
+        self.top_shape, self.storage = parse_example(first, "%s (record 0)" % top_file)[0:2]
+        if self.top_shape[2] != 2 ** self.top_log2:
+            raise dnnlib.UserError("%s holds %d-wide images, but its name says r%02d (width %d); reconvert the "
+                                   "dataset" % (top_file, self.top_shape[2], self.top_log2, 2 ** self.top_log2))
 
     def level_shape(self, log2_res):
         """[C,H,W] of a level, from its first record (compact: derived from the top level)."""
         if self.storage == "compact":
             f = 2 ** (self.top_log2 - log2_res)
             return [self.top_shape[0], self.top_shape[1] // f, self.top_shape[2] // f]
-        return parse_example(next(iter_records(self.levels[log2_res])))[0]
+        path = self.levels[log2_res][0]
+        first = next(iter_records([path]), None)
+        if first is None:
+            raise dnnlib.UserError("%s holds no records; reconvert the dataset" % path)
+        return parse_example(first, "%s (record 0)" % path)[0]
+
+    def check_files(self):
+        """Walk every record file's framing (lengths only, no payloads): a damaged file is one
+        UserError naming it, before a TF pipeline is built on it."""
+        for paths in self.levels.values():
+            for path in paths:
+                for _ in _read_tfrecord_file(path, skip_data=True):
+                    pass
 
     def available_log2(self):
         """Levels that can be served: every stored level (raw), or all down to the smallest
@@ -118,13 +135,46 @@ class DatasetFiles:
     def load_labels(self):
         if self.label_file is None:
             return None
-        try:
-            labels = np.load(self.label_file)
-        except (OSError, ValueError) as e:
-            raise dnnlib.UserError("cannot read labels %s (%s); reconvert the dataset" % (self.label_file, e))
+        labels = load_label_array(self.label_file, "reconvert the dataset")
         if labels.ndim != 2:
-            raise dnnlib.UserError("labels %s have shape %s, expected [N, label_size]" % (self.label_file, labels.shape))
-        return labels
+            raise dnnlib.UserError("labels %s have shape %s, expected [N, label_size]; reconvert the dataset"
+                                   % (self.label_file, labels.shape))
+        return labels.astype(np.float32)
+
+
+def load_label_array(path, fix):
+    """A finite numeric array from an np.save file, or UserError naming the file and `fix`."""
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except Exception as e:  # Damaged files make numpy raise many kinds (ValueError, EOFError, ...).
+        raise dnnlib.UserError("cannot read labels %s as an np.save array (%s: %s); %s"
+                               % (path, type(e).__name__, str(e).split("\n")[0][:100], fix))
+    if not isinstance(labels, np.ndarray) or labels.dtype.kind not in "biuf":
+        raise dnnlib.UserError("labels %s have dtype %s, expected numbers; %s"
+                               % (path, getattr(labels, "dtype", type(labels).__name__), fix))
+    if labels.ndim not in (1, 2) or labels.shape[0] == 0:
+        raise dnnlib.UserError("labels %s have shape %s, expected [N, label_size] (or class ids [N]); %s"
+                               % (path, labels.shape, fix))
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise dnnlib.UserError("labels %s hold NaN or Inf values; %s" % (path, fix))
+    return labels
+
+
+def _check_meta(meta, path):
+    """dataset.json: an object whose fields we read have sane values."""
+    fix = "delete it or reconvert the dataset"
+    if not isinstance(meta, dict):
+        raise dnnlib.UserError("%s holds a JSON %s, not an object; %s" % (path, type(meta).__name__, fix))
+    ratio = meta.get("ratio")
+    if ratio is not None and not (isinstance(ratio, (int, float)) and not isinstance(ratio, bool)
+                                  and 0 < ratio <= 1):
+        raise dnnlib.UserError("%s: ratio %r must be a number in (0, 1]; %s" % (path, ratio, fix))
+    count = meta.get("num_images")
+    if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+        raise dnnlib.UserError("%s: num_images %r must be a whole number >= 1; %s" % (path, count, fix))
+    for key in ("storage", "ratio_mode", "source"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise dnnlib.UserError("%s: %s %r must be a string; %s" % (path, key, meta[key], fix))
 
 
 def iter_records(files):
@@ -140,43 +190,81 @@ def iter_records(files):
         iters = alive
 
 
-def _read_tfrecord_file(path):
+def _read_tfrecord_file(path, skip_data=False):
     """Records of one TFRecord file: [uint64 length][uint32 crc][data][uint32 crc] each.
-    CRCs are not checked; a truncated file is reported."""
-    with open(path, "rb") as f:
+    CRCs are not checked; a truncated file, or a length field that runs past the end of the
+    file (garbage), is reported before anything that large is read."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise dnnlib.UserError("cannot read %s (%s)" % (path, e.strerror or e))
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        index = 0
         while True:
+            pos = f.tell()
             head = f.read(12)
             if not head:
                 return
             if len(head) < 12:
-                raise dnnlib.UserError("%s is truncated; reconvert the dataset" % path)
+                raise dnnlib.UserError("%s is truncated (record %d); reconvert the dataset" % (path, index))
             n = struct.unpack("<Q", head[:8])[0]
-            data = f.read(n)
-            if len(data) < n or len(f.read(4)) < 4:
-                raise dnnlib.UserError("%s is truncated; reconvert the dataset" % path)
+            if n > size - pos - 16:
+                raise dnnlib.UserError("%s is damaged or truncated: record %d claims %d bytes, %d remain; "
+                                       "reconvert the dataset" % (path, index, n, max(size - pos - 16, 0)))
+            if skip_data:
+                f.seek(n + 4, os.SEEK_CUR)
+                data = None
+            else:
+                data = f.read(n)
+                if len(data) < n or len(f.read(4)) < 4:
+                    raise dnnlib.UserError("%s is truncated (record %d); reconvert the dataset" % (path, index))
+            index += 1
             yield data
 
 
-def parse_example(record):
-    """(shape [C,H,W], storage 'raw'|'compact', payload bytes) of a serialized record."""
+def parse_example(record, where="a record"):
+    """(shape [C,H,W], storage 'raw'|'compact', payload bytes) of a serialized record; garbage
+    is a UserError naming `where` (file and record index)."""
     import tensorflow.compat.v1 as tf  # Deferred: importing TF costs seconds.
-    ex = tf.train.Example.FromString(record)
+    try:
+        ex = tf.train.Example.FromString(record)
+    except Exception as e:  # protobuf's DecodeError (and, on some versions, RuntimeWarning-like kinds)
+        raise dnnlib.UserError("%s is not a tf.train.Example (%s); the file is damaged: reconvert the dataset"
+                               % (where, type(e).__name__))
     feat = ex.features.feature
-    shape = list(feat["shape"].int64_list.value)
-    if "data" in feat:
-        return shape, "raw", feat["data"].bytes_list.value[0]
-    if "encoded" in feat:
-        return shape, "compact", feat["encoded"].bytes_list.value[0]
-    raise dnnlib.UserError("record without `data` or `encoded` feature; not a dataset_tool dataset")
+    shape = list(feat["shape"].int64_list.value) if "shape" in feat else []
+    if len(shape) != 3 or not 1 <= shape[0] <= 4 or min(shape) < 1 or shape[1] > 1 << 16 or shape[2] > 1 << 16:
+        raise dnnlib.UserError("%s has shape %s, expected [C,H,W] with 1-4 channels; the file is damaged or not "
+                               "a dataset_tool dataset" % (where, shape))
+    for key, storage in (("data", "raw"), ("encoded", "compact")):
+        if key in feat:
+            values = feat[key].bytes_list.value
+            if len(values) != 1:
+                raise dnnlib.UserError("%s has %d `%s` values, expected 1; the file is damaged" % (where, len(values), key))
+            if storage == "raw" and len(values[0]) != int(np.prod(shape)):
+                raise dnnlib.UserError("%s holds %d bytes for shape %s (%d expected); the file is damaged"
+                                       % (where, len(values[0]), shape, int(np.prod(shape))))
+            return shape, storage, values[0]
+    raise dnnlib.UserError("%s has no `data` or `encoded` feature; not a dataset_tool dataset" % where)
 
 
-def decode_payload(shape, storage, payload):
-    """The CHW uint8 image of a record (numpy / Pillow)."""
+def decode_payload(shape, storage, payload, where="a record"):
+    """The CHW uint8 image of a record (numpy / Pillow); UserError naming `where` if damaged."""
     if storage == "raw":
+        if len(payload) != int(np.prod(shape)):
+            raise dnnlib.UserError("%s holds %d bytes for shape %s; the file is damaged" % (where, len(payload), shape))
         return np.frombuffer(payload, np.uint8).reshape(shape)
     import io
     import PIL.Image
-    img = np.asarray(PIL.Image.open(io.BytesIO(payload)).convert("L" if shape[0] == 1 else "RGB"))
+    try:
+        with PIL.Image.open(io.BytesIO(payload)) as pil:
+            if pil.size != (shape[2], shape[1]):
+                raise ValueError("encoded image is %dx%d, the record says %dx%d" % (pil.size + (shape[2], shape[1])))
+            img = np.asarray(pil.convert("L" if shape[0] == 1 else "RGB"))
+    except Exception as e:  # Pillow reports damaged data with many exception kinds.
+        raise dnnlib.UserError("%s: cannot decode its PNG/JPEG (%s: %s); the file is damaged"
+                               % (where, type(e).__name__, str(e).split("\n")[0][:100]))
     return img.reshape(img.shape[0], img.shape[1], -1).transpose(2, 0, 1)
 
 
@@ -187,13 +275,25 @@ def iter_images(files_obj, log2_res=None, max_images=None):
         raise dnnlib.UserError("%s has no level r%02d; available: %s" % (
             files_obj.dir, log2_res, ", ".join("r%02d" % l for l in files_obj.available_log2())))
     files = files_obj.levels[files_obj.top_log2 if files_obj.storage == "compact" else log2_res]
+    expected = files_obj.top_shape if files_obj.storage == "compact" else files_obj.level_shape(log2_res)
+    count = 0
     for i, rec in enumerate(iter_records(files)):
+        count = i + 1
         if max_images is not None and i >= max_images:
             return
-        img = decode_payload(*parse_example(rec))
+        where = "%s (record %d)" % (files[i % len(files)], i // len(files))
+        shape, storage, payload = parse_example(rec, where)
+        if storage != files_obj.storage or list(shape) != list(expected):
+            raise dnnlib.UserError("%s is a %s record of shape %s, unlike the first (%s, %s); the file is damaged"
+                                   % (where, storage, shape, files_obj.storage, expected))
+        img = decode_payload(shape, storage, payload, where)
         if files_obj.storage == "compact":
             x = img.astype(np.float32)
             for _ in range(files_obj.top_log2 - log2_res):
                 x = box_downscale_2x(x)
             img = to_uint8(x)
         yield img
+    expected_count = files_obj.meta.get("num_images")
+    if expected_count is not None and count < min(expected_count, max_images or expected_count):
+        raise dnnlib.UserError("%s holds %d records, but dataset.json says %d images; the file is truncated: "
+                               "reconvert the dataset" % (files[0], count, expected_count))

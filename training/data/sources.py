@@ -10,13 +10,16 @@ import gzip
 import io
 import os
 import pickle
+import struct
 import tarfile
+import zlib
 
 import numpy as np
 
 import dnnlib
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+MAX_PIXELS = 1 << 26  # 67M pixels (8192x8192): beyond any dataset here; larger claims are damaged headers.
 
 
 class BadImage(dnnlib.UserError):
@@ -51,12 +54,23 @@ def open_pil(data_or_path, name):
             if os.path.getsize(data_or_path) == 0:
                 raise BadImage("%s is empty (0 bytes); remove it or pass --ignore-errors" % name)
             img = PIL.Image.open(data_or_path)
+        w, h = img.size
+        if w < 1 or h < 1 or w * h > MAX_PIXELS:
+            raise BadImage("%s claims %dx%d pixels (more than %d million); remove it or pass --ignore-errors"
+                           % (name, w, h, MAX_PIXELS // 10 ** 6))
         img.load()
         return img
+    except BadImage:
+        raise
     except PIL.UnidentifiedImageError:
         raise BadImage("%s is not a readable image; remove it or pass --ignore-errors" % name)
-    except (OSError, SyntaxError, ValueError) as e:  # Pillow reports truncation/corruption this way.
-        raise BadImage("%s is corrupt or truncated (%s); remove it or pass --ignore-errors" % (name, e))
+    except PIL.Image.DecompressionBombError as e:
+        raise BadImage("%s claims an enormous size (%s); remove it or pass --ignore-errors" % (name, e))
+    except MemoryError:
+        raise BadImage("%s is too large to decode in memory; remove it or pass --ignore-errors" % name)
+    except Exception as e:  # Pillow reports damaged data with many exception kinds (OSError, SyntaxError, ...).
+        raise BadImage("%s is corrupt or truncated (%s: %s); remove it or pass --ignore-errors"
+                       % (name, type(e).__name__, str(e).split("\n")[0][:100]))
 
 
 class FolderSource(Source):
@@ -105,20 +119,21 @@ def _load_file(path):
 class ArraySource(Source):
     """A uint8 array [N,H,W], [N,H,W,C] or [N,C,H,W] (C in 1,3,4), memory-mapped when possible."""
 
-    def __init__(self, array, name, labels=None):
+    def __init__(self, array, name, labels=None, labels_name=None):
         if array.ndim not in (3, 4):
             raise dnnlib.UserError("%s has shape %s; expected [N,H,W], [N,H,W,C] or [N,C,H,W]" % (name, array.shape))
         if array.dtype != np.uint8:
             raise dnnlib.UserError("%s has dtype %s (16-bit or float images); convert to uint8 first"
                                    % (name, array.dtype))
         self.nchw = array.ndim == 4 and array.shape[1] in (1, 3, 4) and array.shape[3] not in (1, 3, 4)
+        if array.ndim == 4 and not self.nchw and array.shape[3] not in (1, 3, 4):
+            raise dnnlib.UserError("%s has shape %s: %d channels; expected 1, 3 or 4 ([N,H,W,C] or [N,C,H,W])"
+                                   % (name, tuple(array.shape), array.shape[3]))
+        if min(array.shape) < 1:
+            raise dnnlib.UserError("%s has shape %s: it holds no images" % (name, tuple(array.shape)))
         self.array, self.name = array, name
         if labels is not None:
-            labels = np.asarray(labels)
-            if labels.ndim == 1:  # Class indices -> one-hot.
-                labels = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels.astype(np.int64)]
-            if len(labels) != len(array):
-                raise dnnlib.UserError("%d labels for %d images in %s" % (len(labels), len(array), name))
+            labels = check_labels(labels, len(array), name, labels_name or name)
             self.label_size = labels.shape[1]
         self.labels = labels
         super().__init__(len(array))
@@ -126,9 +141,32 @@ class ArraySource(Source):
     def items(self, order):
         for i in order:
             def load(i=i):
-                x = np.asarray(self.array[i])
+                try:
+                    x = np.asarray(self.array[i])
+                except (OSError, ValueError) as e:  # e.g. a damaged HDF5 chunk
+                    raise dnnlib.UserError("cannot read image %d of %s (%s); the file is damaged" % (i, self.name, e))
                 return (x.transpose(1, 2, 0) if self.nchw else x), None
             yield "%s[%d]" % (self.name, i), load, None if self.labels is None else self.labels[i]
+
+
+def check_labels(labels, count, images_name, labels_name):
+    """Float32 [N, D] labels for `count` images: [N, D] finite numbers, or class ids [N]
+    (whole numbers >= 0, made one-hot); UserError naming the labels otherwise."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf" or labels.ndim not in (1, 2):
+        raise dnnlib.UserError("labels %s have dtype %s and shape %s; expected numbers [N, D] or class ids [N]"
+                               % (labels_name, labels.dtype, labels.shape))
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels)):
+        raise dnnlib.UserError("labels %s hold NaN or Inf values" % labels_name)
+    if len(labels) != count:
+        raise dnnlib.UserError("%d labels in %s for %d images in %s" % (len(labels), labels_name, count, images_name))
+    if labels.ndim == 1:  # Class indices -> one-hot.
+        if np.any(labels < 0) or np.any(labels != np.round(labels)) or labels.max() >= 1 << 16:
+            raise dnnlib.UserError("labels %s: class ids must be whole numbers in 0..65535" % labels_name)
+        labels = np.eye(int(labels.max()) + 1, dtype=np.float32)[labels.astype(np.int64)]
+    if labels.shape[1] < 1:
+        raise dnnlib.UserError("labels %s have shape %s: no label columns" % (labels_name, labels.shape))
+    return labels.astype(np.float32)
 
 
 class NpyRows:
@@ -144,6 +182,10 @@ class NpyRows:
             self.offset = f.tell()
         if fortran or self.dtype.hasobject or len(self.shape) < 1:
             raise ValueError("need a C-order numeric array")
+        need = self.offset + int(np.prod(self.shape, dtype=np.float64)) * self.dtype.itemsize
+        if os.path.getsize(path) < need:
+            raise ValueError("the header says %s %s (%d bytes), the file has %d: truncated"
+                             % (self.dtype, tuple(self.shape), need, os.path.getsize(path)))
         self.ndim = len(self.shape)
         self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self.path = path
@@ -164,13 +206,15 @@ def npy_source(npy_path, labels_path=None):
     _require_path(npy_path, "npy file", "check the path")
     try:
         array = NpyRows(npy_path)
-    except (OSError, ValueError) as e:
-        raise dnnlib.UserError("cannot read %s as .npy (%s); save the images with np.save" % (npy_path, e))
+    except Exception as e:  # numpy's header parser raises ValueError, SyntaxError, TypeError, ...
+        raise dnnlib.UserError("cannot read %s as .npy (%s: %s); save the images with np.save"
+                               % (npy_path, type(e).__name__, str(e).split("\n")[0][:120]))
     labels = None
     if labels_path is not None:
+        from training.data.records import load_label_array
         _require_path(labels_path, "labels file", "check the path")
-        labels = np.load(labels_path)
-    return ArraySource(array, npy_path, labels)
+        labels = load_label_array(labels_path, "save them with np.save (float [N, D] or class ids [N])")
+    return ArraySource(array, npy_path, labels, labels_path)
 
 
 def hdf5_source(h5_path):
@@ -183,7 +227,10 @@ def hdf5_source(h5_path):
         f = h5py.File(h5_path, "r")
     except OSError as e:
         raise dnnlib.UserError("cannot open %s as HDF5 (%s)" % (h5_path, e))
-    keys = [k for k in f.keys() if getattr(f[k], "ndim", 0) == 4]
+    try:
+        keys = [k for k in f.keys() if getattr(f[k], "ndim", 0) == 4]
+    except Exception as e:  # h5py raises OSError, KeyError, RuntimeError on damaged files
+        raise dnnlib.UserError("cannot read %s as HDF5 (%s: %s)" % (h5_path, type(e).__name__, e))
     if not keys:
         raise dnnlib.UserError("%s holds no 4-D image array (StyleGAN2 writes data<R>x<R> [N,C,H,W])" % h5_path)
     key = max(keys, key=lambda k: np.prod(f[k].shape[1:]))  # The largest resolution.
@@ -231,8 +278,9 @@ class TFRecordSource(Source):
 
     def items(self, order):
         for i, rec in enumerate(self.fmt.iter_records([self.path])):
-            shape, storage, payload = self.fmt.parse_example(rec)
-            img = self.fmt.decode_payload(shape, storage, payload)
+            where = "%s (record %d)" % (self.path, i)
+            shape, storage, payload = self.fmt.parse_example(rec, where)
+            img = self.fmt.decode_payload(shape, storage, payload, where)
             yield "%s[%d]" % (self.path, i), (lambda img=img: (img.transpose(1, 2, 0), None)), None
 
 
@@ -250,7 +298,7 @@ def _read_member(path, member_suffix):
             for m in tar.getmembers():
                 if m.name.endswith(member_suffix):
                     return tar.extractfile(m).read()
-    except (tarfile.TarError, OSError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise dnnlib.UserError("cannot read %s (%s); pass the folder or the .tar.gz archive" % (path, e))
     raise dnnlib.UserError("%s has no %s; is it the right archive?" % (path, member_suffix))
 
@@ -260,12 +308,24 @@ def cifar_source(path, fine=False):
     _require_path(path, "CIFAR folder/archive", "download the python version from https://www.cs.toronto.edu/~kriz/")
     members = ["train"] if fine else ["data_batch_%d" % i for i in range(1, 6)]
     images, labels = [], []
+    classes = 100 if fine else 10
     for m in members:
-        d = pickle.loads(_read_member(path, "/" + m), encoding="bytes")
-        images.append(np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(d[b"fine_labels" if fine else b"labels"]))
+        data = _read_member(path, "/" + m)
+        try:
+            d = pickle.loads(data, encoding="bytes")
+            x = np.asarray(d[b"data"])
+            y = np.asarray(d[b"fine_labels" if fine else b"labels"])
+            if x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32 or y.shape != (len(x),):
+                raise ValueError("data %s %s, labels %s" % (x.dtype, x.shape, y.shape))
+            if y.dtype.kind not in "iu" or len(y) and (y.min() < 0 or y.max() >= classes):
+                raise ValueError("labels outside 0..%d" % (classes - 1))
+        except Exception as e:  # A damaged pickle can raise almost anything.
+            raise dnnlib.UserError("%s: member %s is damaged or not a CIFAR batch (%s: %s); download it again"
+                                   % (path, m, type(e).__name__, str(e).split("\n")[0][:100]))
+        images.append(x.reshape(-1, 3, 32, 32))
+        labels.append(y)
     labels = np.concatenate(labels)
-    onehot = np.eye(100 if fine else 10, dtype=np.float32)[labels]
+    onehot = np.eye(classes, dtype=np.float32)[labels]
     return ArraySource(np.concatenate(images), path, onehot)
 
 
@@ -277,11 +337,29 @@ def mnist_source(path):
         for cand in (name, name + ".gz"):
             p = os.path.join(path, cand)
             if os.path.isfile(p):
-                with (gzip.open(p, "rb") if p.endswith(".gz") else open(p, "rb")) as f:
-                    return f.read()
+                try:
+                    with (gzip.open(p, "rb") if p.endswith(".gz") else open(p, "rb")) as f:
+                        return p, f.read()
+                except (OSError, EOFError, zlib.error) as e:
+                    raise dnnlib.UserError("cannot read %s (%s); download it again" % (p, e))
         raise dnnlib.UserError("%s(.gz) not found in %s" % (name, path))
-    images = np.frombuffer(idx("train-images-idx3-ubyte"), np.uint8, offset=16).reshape(-1, 28, 28)
-    labels = np.frombuffer(idx("train-labels-idx1-ubyte"), np.uint8, offset=8)
+
+    def check(p, data, magic, dims):
+        head = data[:4 + 4 * len(dims)]
+        if len(head) < 4 + 4 * len(dims) or struct.unpack(">I", head[:4])[0] != magic:
+            raise dnnlib.UserError("%s is not an MNIST idx file (bad magic number); download it again" % p)
+        n = struct.unpack(">I", head[4:8])[0]
+        got = struct.unpack(">%dI" % (len(dims) - 1), head[8:]) if len(dims) > 1 else ()
+        if tuple(got) != tuple(dims[1:]) or len(data) != len(head) + n * int(np.prod(dims[1:])):
+            raise dnnlib.UserError("%s is damaged or truncated (header: %d x %s, %d bytes); download it again"
+                                   % (p, n, got, len(data)))
+        return np.frombuffer(data, np.uint8, offset=len(head)).reshape((n,) + tuple(dims[1:]))
+    images = check(*idx("train-images-idx3-ubyte"), 2051, (None, 28, 28))
+    labels_path, labels_data = idx("train-labels-idx1-ubyte")
+    labels = check(labels_path, labels_data, 2049, (None,))
+    if len(labels) != len(images) or (len(labels) and labels.max() > 9):
+        raise dnnlib.UserError("%s: %d labels (max %d) for %d images; download it again"
+                               % (labels_path, len(labels), labels.max() if len(labels) else -1, len(images)))
     images = np.pad(images, [(0, 0), (2, 2), (2, 2)])
     return ArraySource(images, path, np.eye(10, dtype=np.float32)[labels])
 

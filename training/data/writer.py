@@ -22,9 +22,7 @@ class DatasetWriter:
         if int(shards) < 1:
             raise ValueError("shards must be >= 1, got %r" % (shards,))
         tfrecord_dir = os.path.normpath(tfrecord_dir)
-        if os.path.exists(tfrecord_dir) and not overwrite:
-            raise dnnlib.UserError("output %s already exists; pass --overwrite to replace it or choose another "
-                                   "directory" % tfrecord_dir)
+        check_output_dataset(tfrecord_dir, overwrite)
         parent = os.path.dirname(os.path.abspath(tfrecord_dir))
         os.makedirs(parent, exist_ok=True)
         self.tfrecord_dir = tfrecord_dir
@@ -185,18 +183,49 @@ class DatasetWriter:
         return False
 
 
+def check_output_dataset(tfrecord_dir, overwrite=False, inputs=()):
+    """UserError unless a dataset can be written at tfrecord_dir: a new folder in a writable
+    place, or with overwrite an existing dataset folder (or an empty one). Never replaces a
+    file, a folder holding anything but a dataset, or a folder holding one of the inputs."""
+    path = os.path.normpath(tfrecord_dir)
+    dnnlib.util.check_output_dir(path, "output dataset folder")
+    if os.path.isdir(path):
+        if not overwrite:
+            raise dnnlib.UserError("output %s already exists; pass --overwrite to replace it or choose another "
+                                   "directory" % path)
+        entries = os.listdir(path)
+        foreign = [e for e in entries if e != fmt.META_FILE and ".tfrecords" not in e and not e.endswith(".labels")]
+        if foreign:
+            raise dnnlib.UserError("output %s holds files that are not part of a dataset (%s); --overwrite only "
+                                   "replaces a dataset folder: choose another directory" % (path, foreign[0]))
+    target = os.path.realpath(path)
+    for given in inputs:
+        real = os.path.realpath(given)
+        if real == target or real.startswith(target + os.sep):
+            raise dnnlib.UserError("input %s lies inside the output %s; write the dataset somewhere else"
+                                   % (given, path))
+
+
 def _remove_stale_temp_dirs(parent, name):
-    """Delete `.<name>.tmp-<pid>` left by killed conversions whose process is gone."""
-    prefix = ".%s%s" % (name, fmt.TEMP_MARK)
-    for entry in os.listdir(parent):
-        pid = entry[len(prefix):]
-        if entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid():
+    """Delete `.<name>.tmp-<pid>` (and `.<name>.old-<pid>`) left by killed runs whose process is gone."""
+    for mark in (fmt.TEMP_MARK, ".old-"):
+        prefix = ".%s%s" % (name, mark)
+        for entry in os.listdir(parent):
+            pid = entry[len(prefix):]
+            if not (entry.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid()):
+                continue
             try:
                 os.kill(int(pid), 0)
+                continue
             except ProcessLookupError:
-                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-            except PermissionError:  # Alive, another user's.
                 pass
+            except PermissionError:  # Alive, another user's.
+                continue
+            stale, target = os.path.join(parent, entry), os.path.join(parent, name)
+            if mark == ".old-" and not os.path.exists(target):
+                os.rename(stale, target)  # Killed between the two renames of _commit: keep the old dataset.
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def _encode_png(chw):
