@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from dnnlib.util import UserError, run_cli
+from dnnlib.util import ArgumentParser, UserError, arg_number, check_output_dir, run_cli
 
 
 def parse_int_list(text, what="--seeds"):
@@ -48,16 +48,19 @@ def _common(parser, seeds=True):
     parser.add_argument("--network", required=True, help="network pickle: path or URL")
     if seeds:
         parser.add_argument("--seeds", required=True, help="seeds: a list with ranges, e.g. 0-99,200")
-    parser.add_argument("--truncation-psi", type=float, default=0.7, help="truncation psi (default 0.7; 1 = off)")
+    parser.add_argument("--truncation-psi", type=arg_number(float), default=0.7,
+                        help="truncation psi (default 0.7; 1 = off)")
     parser.add_argument("--outdir", default="out", help="output folder (default: out)")
-    parser.add_argument("--batch-size", type=int, default=8, help="images per minibatch (default 8)")
-    parser.add_argument("--class", dest="class_idx", type=int, default=None, help="class of a conditional network")
-    parser.add_argument("--ratio", type=float, default=1.0,
+    parser.add_argument("--batch-size", type=arg_number(int, low=1), default=8, help="images per minibatch (default 8)")
+    parser.add_argument("--class", dest="class_idx", type=arg_number(int, low=0), default=None,
+                        help="class of a conditional network")
+    parser.add_argument("--ratio", type=arg_number(float, above=0, high=1), default=1.0,
                         help="height/width to crop the saved images to, for non-square models (default 1)")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="run_generator.py", description=__doc__, allow_abbrev=False,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -67,14 +70,15 @@ def build_parser():
 
     p = sub.add_parser("attention-maps", help="attention of each pixel over the latents (GANsformer)")
     _common(p)
-    p.add_argument("--blending-alpha", type=float, default=0.3, help="weight of the image in the blends (0.3)")
+    p.add_argument("--blending-alpha", type=arg_number(float, low=0, high=1), default=0.3, help="weight of the image in the blends (0.3)")
     p.add_argument("--last-layer-only", action="store_true", help="skip the per-layer and per-head maps")
 
     p = sub.add_parser("interpolate", help="frames between consecutive seeds, in z or w")
     _common(p)
     p.add_argument("--space", choices=["z", "w"], default="z", help="interpolate z (slerp) or w (lerp)")
-    p.add_argument("--component", type=int, default=None, help="interpolate only this latent component")
-    p.add_argument("--density", type=int, default=8, help="frames per pair of seeds (default 8)")
+    p.add_argument("--component", type=arg_number(int, low=0), default=None,
+                   help="interpolate only this latent component")
+    p.add_argument("--density", type=arg_number(int, low=2), default=8, help="frames per pair of seeds (default 8)")
 
     p = sub.add_parser("style-mixing-example", help="rows x columns of style mixing")
     _common(p, seeds=False)
@@ -84,7 +88,7 @@ def build_parser():
 
     p = sub.add_parser("noise-variation", help="the same latents with different noise")
     _common(p)
-    p.add_argument("--num-samples", type=int, default=16, help="noise draws per seed (default 16)")
+    p.add_argument("--num-samples", type=arg_number(int, low=2), default=16, help="noise draws per seed (default 16)")
     return parser
 
 
@@ -102,12 +106,16 @@ def run(args):
         row_seeds = parse_int_list(args.row_seeds, "--row-seeds")
         col_seeds = parse_int_list(args.col_seeds, "--col-seeds")
         col_styles = parse_int_list(args.col_styles, "--col-styles")
+    if args.command == "interpolate" and len(seeds) < 2:
+        raise UserError("interpolate: --seeds needs at least two seeds (e.g. 1,2 or 1-4)")
     if not (args.network.startswith(("http://", "https://", "file://")) or os.path.isfile(args.network)):
         raise UserError("--network: no such file '%s'" % args.network)
+    check_output_dir(args.outdir, "--outdir")
 
     tflib.init_tf()
     _G, _D, Gs = misc.load_network_pkl(args.network)
     view = generation.GeneratorView(Gs, batch_size=args.batch_size)
+    view.labels(1, args.class_idx)   # --class fits the network, before any folder is made
     common = dict(truncation_psi=args.truncation_psi, class_idx=args.class_idx, ratio=args.ratio)
     if args.command == "generate-images":
         generation.generate_images(view, seeds, args.outdir, grid=args.grid, **common)
@@ -125,11 +133,9 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    code = run_cli(run, args, prefix="run_generator.py %s: error" % args.command)
-    if code:
-        sys.exit(code)   # As argparse does for bad arguments.
+    """Exit code: 0 done, 1 bad input (one `error:` line on stderr)."""
+    return run_cli(lambda: run(build_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,7 +24,7 @@ from training import snapshot
 
 _EPILOG = """presets: --gansformer-default (the released GANsformer; the official spelling
 --ganformer-default is accepted), --gansformer simplex|duplex,
---baseline GAN|StyleGAN2|kGAN|SAGAN; flags you type override the preset.
+--baseline GAN|StyleGAN2|kGAN|SAGAN|TransGAN|TransGAN-256; flags you type override the preset.
 recipes (training defaults per dataset, by its exact name or --recipe):
 %s
 Reruns continue the latest run of the same name (--restart starts a new one).""" % "\n".join(
@@ -140,12 +140,19 @@ def _add_model_flags(parser):
     g_names, d_names = options.model_flag_names()
     for name in g_names:
         text = "G: %s (default: preset, else %r)" % (g_help.get(name, "model option"), g_defaults.get(name))
-        flags, kwargs = _flag(name, _literal, text)
+        flags, kwargs = _flag(name, _model_parser(g_defaults.get(name)), text)
         parser.add_argument(*flags, **kwargs)
     for name in d_names:
         text = "D: %s (default: preset, else %r)" % (d_help.get(name, "model option"), d_defaults.get(name))
-        flags, kwargs = _flag(name, _literal, text, "d_")
+        flags, kwargs = _flag(name, _model_parser(d_defaults.get(name)), text, "d_")
         parser.add_argument(*flags, **kwargs)
+
+
+def _model_parser(default):
+    """Options whose default is a list (resample_kernel, depths, ...) read "1" as [1]."""
+    if isinstance(default, (list, tuple)):
+        return lambda text: [_literal(x) for x in str(text).split(",") if x.strip()]
+    return _literal
 
 
 # ----------------------------------------------------------------------------
@@ -153,7 +160,13 @@ def _add_model_flags(parser):
 
 
 def check_paths(opts):
-    """The options that name files or runs: they must exist (after options.validate)."""
+    """The options that name files or runs: they must exist (after options.validate), and the
+    folders written to must be folders in a writable place (nothing is made here)."""
+    dnnlib.util.check_output_dir(opts.result_dir, "--result-dir")
+    if os.path.exists(opts.data_dir) and not os.path.isdir(opts.data_dir):
+        raise UserError("--data-dir %s is a file, not a folder of datasets" % opts.data_dir)
+    if opts.dataset == options.EMBEDDED_DATASET:   # made there on first use
+        dnnlib.util.check_output_dir(os.path.join(opts.data_dir, opts.dataset), "--data-dir")
     if opts.resume != "latest":
         if "restart" in opts.given and opts.restart:
             raise UserError("--resume %s and --restart contradict each other; pass one of them" % opts.resume)
@@ -200,7 +213,7 @@ def find_resume_pkl(opts):
                                          snapshot.find_latest_run(opts.result_dir, opts.run_desc))
     if run_dir is None:
         return None, None
-    found = snapshot.latest_resumable(run_dir)
+    found = snapshot.latest_resumable(run_dir, log=print)
     if found is None:
         raise UserError("--resume %s: no network-snapshot-*.pkl with its training-state-*.pkl "
                         "there; pass --restart to start over" % run_dir)

@@ -110,7 +110,7 @@ def main():
     parser.add_argument("--channel-max", type=int, default=512, help="G width cap (512 = official)")
     args = parser.parse_args()
     from training import options
-    names = args.presets or list(options.PRESETS)
+    names = args.presets or [n for n, row in options.PRESETS.items() if row["family"] == "networks"]
     overrides = dict(channel_max=args.channel_max)
     if args.smoke:
         args.grids, args.sagan_max_grid, args.repeats, args.channels, args.batch = [4, 8, 16], 16, 1, 16, 2

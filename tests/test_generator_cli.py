@@ -49,7 +49,9 @@ def pickles(tmp_path_factory):
 def cli(*argv):
     """run_generator.main in a fresh graph and session (as a separate process would be)."""
     with tf.Graph().as_default(), tflib.create_session().as_default():
-        run_generator.main([str(a) for a in argv])
+        code = run_generator.main([str(a) for a in argv])
+    if code:
+        raise SystemExit(code)   # as the script does
 
 
 def load(path):
@@ -81,7 +83,7 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, pickles):
     assert "--component 9" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli("generate-images", "--network", pickles.gansformer, "--seeds", "1", "--ratio", "1.5", "--outdir", tmp_path)
-    assert "--ratio: 1.5 must be in (0, 1]" in capsys.readouterr().err
+    assert "--ratio: 1.5 must be <= 1" in capsys.readouterr().err
 
 
 def test_generate_images_deterministic_across_runs_and_batch_sizes(tmp_path, pickles):

@@ -23,6 +23,8 @@ TINY = dict(channel_base=128, channel_max=32, components_num=3, latent_size=24, 
 # Per-preset tiny overrides: SAGAN attends at 8x8 (its 32x32 default exceeds a 16-px image).
 TINY_PRESET = dict(SAGAN=dict(components_num=1), GAN=dict(components_num=1), StyleGAN2=dict(components_num=1))
 GEOMETRIES = [(16, 1.0), (32, 1.0), (64, 0.5)]      # (width, height / width)
+# The presets of this family (training/networks.py); other families have their own tests.
+NETWORKS_PRESETS = [name for name, row in options.PRESETS.items() if row["family"] == "networks"]
 # Extra option sets at 16x16 for options no preset turns on.
 EXTRAS = {
     "kitchen_sink": ("gansformer", dict(iterative=True, kmeans_iters=2, ltnt_gate=True, img_gate=True, img2ltnt=True,
@@ -88,14 +90,14 @@ def check_training_step(t, height, width):
             assert not dead, "trainables without gradient: %s" % dead
 
 
-@pytest.mark.parametrize("preset", list(options.PRESETS))
+@pytest.mark.parametrize("preset", NETWORKS_PRESETS)
 def test_networks_preset_trains_16(tf_session, preset):
     """G and D losses at 16x16: forward, backward, every trainable reached."""
     gkw, dkw = build_kwargs(preset, 16, 1.0)
     check_training_step(train_graph(gkw, dkw), 16, 16)
 
 
-@pytest.mark.parametrize("preset", list(options.PRESETS))
+@pytest.mark.parametrize("preset", NETWORKS_PRESETS)
 @pytest.mark.parametrize("resolution,ratio", [(32, 1.0), (64, 0.5)])
 def test_networks_preset_forward_backward(tf_session, preset, resolution, ratio):
     """32x32 and 32x64 (height x width): G and D separately (cheaper graphs), attention at 4-8 px

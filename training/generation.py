@@ -64,22 +64,32 @@ class GeneratorView:
     def images_and_maps(self, z, labels, psi, noise="const"):
         """(images [B, C, H, W] in [-1, 1], maps [B, k, L_att, N, H, W] or None)."""
         outs = self._run(z, labels, truncation_psi=psi, noise=noise)
-        return outs[0], (outs[1] if self.has_maps else None)
+        return _finite(outs[0]), (outs[1] if self.has_maps else None)
 
     def ws(self, z, labels, psi):
         """Truncated per-layer latents for z."""
         if self.gansformer:
             return self._run(z, labels, truncation_psi=psi, return_ws=True)[-1]
+        if "synthesis" not in self.Gs.components:
+            raise UserError("--space w: this network has no mapping network (no w space; TransGAN maps z "
+                            "directly); use --space z")
         return self._run(z, labels, truncation_psi=psi, return_dlatents=True)[-1]
 
     def synthesize(self, ws, labels, noise="const"):
         """(images, maps or None) from per-layer latents."""
         if self.gansformer:
             outs = self._run(ws, labels, take_ws=True, noise=noise)
-            return outs[0], (outs[1] if self.has_maps else None)
+            return _finite(outs[0]), (outs[1] if self.has_maps else None)
         syn = self.Gs.components.synthesis
         kwargs = dict(self._noise[noise])
-        return syn.run(ws, minibatch_size=self.batch_size, **kwargs), None
+        return _finite(syn.run(ws, minibatch_size=self.batch_size, **kwargs)), None
+
+
+def _finite(images):
+    """NaN/Inf pixels would be saved as black: a damaged network is an error, not an image."""
+    if not np.all(np.isfinite(images)):
+        raise UserError("the network produced NaN/Inf pixels (damaged weights?); no image was written")
+    return images
 
 
 # ------------------------------------------------------------------------------------------
@@ -115,8 +125,9 @@ def attention_maps(view, seeds, outdir, truncation_psi=0.7, class_idx=None, rati
     image). With all_layers: layer_maps/seed<s>/l<layer>_h<head>.png (soft) for every layer
     and head, and all.png (rows: layers, columns: heads, blended)."""
     if not view.has_maps:
-        raise UserError("attention-maps: this network has no attention maps (not a GANsformer with "
-                        "transformer layers); try generate-images")
+        raise UserError("attention-maps: this network has no attention maps of latents over image regions (only "
+                        "GANsformer generators with transformer layers have them; StyleGAN2 has no attention and "
+                        "TransGAN's self-attention is among image tokens); try generate-images")
     for sub in ("softmaps", "maps", "softblends", "blends"):
         os.makedirs(os.path.join(outdir, sub), exist_ok=True)
     for chunk in batches(seeds, view.batch_size):

@@ -7,6 +7,8 @@ The formulas on scores are split from the network plumbing so they can be checke
 
 import tensorflow.compat.v1 as tf
 
+from training.augment import diff_augment
+
 G_LOSSES = ("logistic_ns", "logistic", "hinge", "wgan")
 D_LOSSES = ("logistic", "hinge", "wgan")
 D_REGS = ("r1", "r2", "gp", "none")
@@ -65,8 +67,12 @@ def generate(G, latents, labels, **kwargs):
     return outs
 
 
-def discriminate(D, images, labels):
-    outs = D.get_output_for(images, labels, is_training=True, return_as_list=True)
+def discriminate(D, images, labels, augment=None):
+    """D's scores [B, 1] on images, DiffAugment-ed first when a policy is given (so that every
+    image D sees in training, reals, fakes and interpolates alike, is augmented)."""
+    if augment:    # The ops need static sizes; the reader's reals have none.
+        images = tf.reshape(images, [-1] + list(D.input_shapes[0][1:]))
+    outs = D.get_output_for(diff_augment(images, augment), labels, is_training=True, return_as_list=True)
     return outs[0]
 
 
@@ -96,15 +102,16 @@ def path_length_penalty(G, latents, labels, pl_decay=0.01, pl_weight=2.0, noise=
     return penalty[:, None] * pl_weight, lengths
 
 
-def G_loss(G, D, labels, minibatch_size, *, loss, pl_weight,
+def G_loss(G, D, labels, minibatch_size, *, loss, pl_weight, augment=None,
            pl_minibatch_shrink=2, pl_decay=0.01, latents=None, pl_latents=None):
     """G's loss and (when pl_weight > 0) path-length regularizer, per sample.
 
-    labels: [B, c_dim] labels for the fakes (the real batch's); latents default to N(0, I)."""
+    labels: [B, c_dim] labels for the fakes (the real batch's); latents default to N(0, I);
+    augment: a DiffAugment policy applied before D (None or "" = off)."""
     if latents is None:
         latents = sample_latents(G, minibatch_size)
     fakes = generate(G, latents, labels)[0]
-    scores = discriminate(D, fakes, labels)
+    scores = discriminate(D, fakes, labels, augment)
     loss_out = g_loss_from_scores(scores, loss)
     reg = None
     if pl_weight > 0:
@@ -115,15 +122,17 @@ def G_loss(G, D, labels, minibatch_size, *, loss, pl_weight,
     return loss_out, reg
 
 
-def D_loss(G, D, reals, labels, minibatch_size, *, loss, reg, gamma, latents=None):
-    """D's loss and regularizer (r1 on reals, r2 on fakes, gp on interpolations, none)."""
+def D_loss(G, D, reals, labels, minibatch_size, *, loss, reg, gamma, augment=None, latents=None):
+    """D's loss and regularizer (r1 on reals, r2 on fakes, gp on interpolations, none).
+    loss="wgan" with reg="gp", gamma=10 is TransGAN's WGAN-GP-eps (the 1e-3 E[D(x)^2] drift
+    term is part of the wgan loss). augment: a DiffAugment policy applied before D."""
     if reg not in D_REGS:
         raise ValueError("d reg: unknown regularizer %r; choose one of %s" % (reg, ", ".join(D_REGS)))
     if latents is None:
         latents = sample_latents(G, minibatch_size)
     fakes = generate(G, latents, labels)[0]
-    real_scores = discriminate(D, reals, labels)
-    fake_scores = discriminate(D, fakes, labels)
+    real_scores = discriminate(D, reals, labels, augment)
+    fake_scores = discriminate(D, fakes, labels, augment)
     loss_out = d_loss_from_scores(real_scores, fake_scores, loss)
     if reg == "none" or gamma == 0:
         return loss_out, None
@@ -135,6 +144,6 @@ def D_loss(G, D, reals, labels, minibatch_size, *, loss, reg, gamma, latents=Non
     target = 1.0
     alpha = tf.random_uniform([tf.shape(reals)[0], 1, 1, 1], 0.0, 1.0, dtype=reals.dtype)
     mixed = reals + (fakes - reals) * alpha
-    mixed_scores = discriminate(D, mixed, labels)
+    mixed_scores = discriminate(D, mixed, labels, augment)
     norms = tf.sqrt(gradient_square_sum(mixed_scores, mixed) + 1e-8)
     return loss_out, tf.square(norms - target) * (gamma / target ** 2)

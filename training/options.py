@@ -28,17 +28,33 @@ from training import networks
 PRESET_COLUMNS = ("family", "transformer", "components_num", "latent_size", "num_heads", "kmeans", "iterative", "img2ltnt",
                   "use_pos", "integration", "norm", "mapping_resnet", "mapping_ltnt2ltnt", "style", "latent_stem",
                   "g_architecture", "g_img2img", "kgan", "merge_layer", "merge_type", "d_architecture",
-                  "d_transformer")
+                  "d_transformer", "family_opts", "training")
 _PRESET_ROWS = {
-    #             family      trans  k   latent heads kmeans iter  i2l    pos    integ  norm     mres   ml2l   style  lstem  g_arch    img2img kgan   merge mtype      d_arch    d_trans
-    "gansformer": ("networks", True,  16, 512,   1,    True,  False, False, True,  "mul", "layer", True,  True,  True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
-    "simplex":   ("networks", True,  16, 512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
-    "duplex":    ("networks", True,  16, 512,   1,    True,  False, True,  True,  "mul", "layer", False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False),
-    "GAN":       ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, False, True,  "skip",   0,      False, -1,   "sum",     "resnet", False),
-    "StyleGAN2": ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "skip",   0,      False, -1,   "sum",     "resnet", False),
-    "kGAN":      ("networks", False, 8,  512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "skip",   0,      True,  5,    "softmax", "resnet", False),
-    "SAGAN":     ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, False, True,  "skip",   5,      False, -1,   "sum",     "resnet", False),
+    #             family      trans  k   latent heads kmeans iter  i2l    pos    integ  norm     mres   ml2l   style  lstem  g_arch    img2img kgan   merge mtype      d_arch    d_trans family_opts training
+    "gansformer": ("networks", True,  16, 512,   1,    True,  False, False, True,  "mul", "layer", True,  True,  True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False, {},     {}),
+    "simplex":   ("networks", True,  16, 512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False, {},     {}),
+    "duplex":    ("networks", True,  16, 512,   1,    True,  False, True,  True,  "mul", "layer", False, False, True,  False, "resnet", 0,      False, -1,   "sum",     "resnet", False, {},     {}),
+    "GAN":       ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, False, True,  "skip",   0,      False, -1,   "sum",     "resnet", False, {},     {}),
+    "StyleGAN2": ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "skip",   0,      False, -1,   "sum",     "resnet", False, {},     {}),
+    "kGAN":      ("networks", False, 8,  512,   1,    False, False, False, False, "add", None,    False, False, True,  False, "skip",   0,      True,  5,    "softmax", "resnet", False, {},     {}),
+    "SAGAN":     ("networks", False, 1,  512,   1,    False, False, False, False, "add", None,    False, False, False, True,  "skip",   5,      False, -1,   "sum",     "resnet", False, {},     {}),
 }
+# TransGAN (training/networks_transgan.py): the GANsformer columns are None; its own options are in
+# family_opts (d_ = D's), and its training recipe (WGAN-GP-eps, 4 D steps per G step, Adam 1e-4
+# with betas (0, 0.99), gradient-norm clipping at 5, DiffAugment) in training, which wins over
+# the dataset recipe's training columns (typed flags win over both).
+_TRANSGAN_TRAINING = dict(g_loss="wgan", d_loss="wgan", d_reg="gp", gamma=10.0, d_reg_interval=1, d_steps=4,
+                          g_lr=1e-4, d_lr=1e-4, adam_beta1=0.0, adam_beta2=0.99, clip_grad_norm=5.0,
+                          augment="translation=0.2,cutout=0.3,color")
+_TRANSGAN_CIFAR = dict(latent_size=256, bottom_width=8, embed_dim=1024, depths=[5, 4, 2], num_heads=4, mlp_ratio=4,
+                       token_norm="layer", window_size=16, grid_above=32, d_patch_size=2, d_scale_dims=[288, 96],
+                       d_depths=[3, 3])
+_TRANSGAN_256 = dict(_TRANSGAN_CIFAR, latent_size=512, depths=[5, 4, 4, 4, 4, 4], token_norm="pixel", bicubic_stages=2,
+                     antialias=True, latent_tokens=8, d_patch_size=4, d_scale_dims=[96, 96, 192], d_depths=[3, 3, 3],
+                     d_token_norm="layer")
+_NO_GANSFORMER_COLUMNS = (None,) * (len(PRESET_COLUMNS) - 3)
+_PRESET_ROWS["TransGAN"] = ("networks_transgan",) + _NO_GANSFORMER_COLUMNS + (_TRANSGAN_CIFAR, _TRANSGAN_TRAINING)
+_PRESET_ROWS["TransGAN-256"] = ("networks_transgan",) + _NO_GANSFORMER_COLUMNS + (_TRANSGAN_256, _TRANSGAN_TRAINING)
 assert all(len(row) == len(PRESET_COLUMNS) for row in _PRESET_ROWS.values())
 PRESETS = {name: dict(zip(PRESET_COLUMNS, row)) for name, row in _PRESET_ROWS.items()}
 # A model family is a network module training/<family>.py with build functions Generator and
@@ -47,7 +63,7 @@ PRESETS = {name: dict(zip(PRESET_COLUMNS, row)) for name, row in _PRESET_ROWS.it
 # sub-networks, and the family checks of validate().
 FAMILY_G_FUNCS = {"networks": ("Generator", "G_synthesis", "G_mapping")}
 GANSFORMER_PRESETS = ("simplex", "duplex")
-BASELINE_PRESETS = ("GAN", "StyleGAN2", "kGAN", "SAGAN")
+BASELINE_PRESETS = ("GAN", "StyleGAN2", "kGAN", "SAGAN", "TransGAN", "TransGAN-256")
 
 # ----------------------------------------------------------------------------
 # Training recipes, one row per dataset, chosen by the dataset folder's exact name (or
@@ -75,6 +91,15 @@ RECIPES = {name: dict(zip(RECIPE_COLUMNS, row)) for name, row in _RECIPE_ROWS.it
 RECIPE_TARGETS = dict(kimg=("total_kimg",), tick=("kimg_per_tick",), snap=("snapshot_ticks",), batch=("batch_size",),
                       batch_gpu=("batch_gpu",), lr=("g_lr", "d_lr"), gamma=("gamma",), ema=("ema_kimg",),
                       mirror=("mirror_augment",), res=("resolution",))
+# Per-family recipe rows: {family: {recipe: options}} for model families whose sizing on a
+# dataset differs from their preset (model options, d_ = D's, and training options, which win
+# over the preset's training). The GANsformer's are the `gansformer` column above.
+FAMILY_RECIPES = {
+    # The main job for TransGAN: 2-core CPU sizing at 32x32 (token widths 256 -> 64 -> 16, grid
+    # self-attention in 16x16 windows at 32x32; D 16x16 and 8x8 tokens of width 48 + 16).
+    "networks_transgan": {"scenes": dict(latent_size=128, embed_dim=256, depths=[2, 2, 1], grid_above=16, d_patch_size=2,
+                                d_scale_dims=[48, 16], d_depths=[1, 1], d_steps=2, g_lr=2e-4, d_lr=2e-4)},
+}
 EMBEDDED_DATASET = "scenes"
 EMBEDDED_SCENES = dict(num_images=20000, resolution=64, seed=123)   # made on first use of the main job
 
@@ -94,8 +119,12 @@ FLAGS = [
     ("d_loss", "str", "logistic", "D loss: logistic, hinge, wgan"),
     ("d_reg", "str", "r1", "D regularizer: r1 (lazy), r2, gp, none"),
     ("pl_weight", "float", 0.0, "Path-length regularization weight for G (0 = off; StyleGAN2 uses 2)"),
-    ("g_reg_interval", "int", 4, "Lazy G regularization every this many minibatches"),
-    ("d_reg_interval", "int", 16, "Lazy D regularization every this many minibatches"),
+    ("d_steps", "int", 1, "D steps per G step (each on its own minibatch of reals; TransGAN: 4)"),
+    ("clip_grad_norm", "float", 0.0, "Clip each optimizer step's gradients to this global norm (0 = off; TransGAN: 5)"),
+    ("augment", "str", "", "DiffAugment policy for reals and fakes before D, comma-separated: translation[=ratio] "
+                           "(default 1/8), cutout[=fraction of the batch] (default 1), color; empty = off"),
+    ("g_reg_interval", "int", 4, "Lazy G regularization every this many minibatches (1 = not lazy: in the G step)"),
+    ("d_reg_interval", "int", 16, "Lazy D regularization every this many minibatches (1 = not lazy: in the D step)"),
     ("adam_beta1", "float", 0.0, "Adam beta1 of both optimizers"),
     ("adam_beta2", "float", 0.99, "Adam beta2 of both optimizers"),
     ("adam_eps", "float", 1e-8, "Adam epsilon of both optimizers"),
@@ -152,7 +181,7 @@ _NOT_OPTIONS = ("is_template_graph", "components")
 # Unprefixed options that D shares with G.
 D_SHARED = ("resolution", "ratio", "num_channels", "c_dim", "channel_base", "channel_max", "resample_kernel",
             "components_num", "latent_size", "num_heads", "attention_dropout", "use_pos", "pos_dim", "pos_type",
-            "pos_init", "pos_directions_num")
+            "pos_init", "pos_directions_num", "mlp_ratio", "window_size", "grid_above", "rel_pos")
 
 
 def _keywords(func):
@@ -254,7 +283,9 @@ def resolve_model(preset, **overrides):
         raise UserError("unknown preset %r; choose one of %s" % (preset, ", ".join(PRESETS)))
     row = dict(PRESETS[preset])
     family = row.pop("family")
-    gkw, dkw = route(dict(row, **overrides), family, preset_row=row)
+    own = row.pop("family_opts") or {}
+    row.pop("training")
+    gkw, dkw = route(dict(row, **dict(own, **overrides)), family, preset_row=row)
     validate(G=gkw, D=dkw, family=family)
     return gkw, dkw
 
@@ -292,9 +323,61 @@ def validate(train=None, G=None, D=None, family="networks"):
     g_funcs, d_funcs = family_funcs(family)
     g_check, d_check = FAMILY_CHECKS.get(family, (_validate_geometry, _validate_geometry))
     if G is not None:
+        _check_values(G, g_funcs, "", "g_")
         g_check(_getter(G, g_funcs))
     if D is not None:
+        _check_values(D, d_funcs, "d_", "d_")
         d_check(_getter(D, d_funcs))
+
+
+# Every family: each given model option has its default's type, and sizes, counts and rates
+# a value that a network can be built with (not a TF shape error or a ZeroDivisionError later).
+_CALL_TIME = {"is_training", "is_validation", "return_ws", "take_ws", "truncation_psi", "truncation_cutoff",
+              "randomize_noise", "noise_mode_override", "components"}
+_POSITIVE = {"num_heads", "components_num", "latent_size", "channel_base", "channel_max", "num_channels",
+             "kmeans_iters", "pos_directions_num", "mbstd_num_channels", "embed_dim", "bottom_width", "patch_size",
+             "window_size", "mlp_ratio", "z_dim", "w_dim", "num_latents", "mapping_dim", "pos_dim", "end_res",
+             "mapping_num_layers"}
+_UNIT_INTERVAL = {"attention_dropout", "style_mixing", "component_mixing", "component_dropout", "w_avg_beta"}
+_SHARED_PREFIX_FREE = set(D_SHARED)
+
+
+def _check_values(given, funcs, d_prefix, own_prefix):
+    """Types (from each option's default) and ranges of the options in `given`; errors name
+    the option as the command line spells it (d_<x> for D's own)."""
+    defaults = model_defaults(funcs)
+    for name, value in given.items():
+        if name in _CALL_TIME or name not in defaults or name == "func_name":
+            continue
+        shown = name if (not d_prefix or name in _SHARED_PREFIX_FREE) else d_prefix + name
+        if name in ("architecture", "img2img"):
+            shown = own_prefix + name
+        default = defaults[name]
+        if value is None:   # None means "off" / "derived" for many options (w_avg_beta, style_mixing, ...)
+            if name in _POSITIVE and default is not None:
+                _fail("%s: None is not allowed (default %r)", shown, default)
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                _fail("%s: %r is not true or false", shown, value)
+        elif isinstance(default, int) or name in _POSITIVE:
+            low = 1 if name in _POSITIVE else min(default, 0)   # negative sizes never; -1 where it means "off"
+            _number(shown, value, low=low, integer=True)
+        elif isinstance(default, float):
+            _number(shown, value)
+            if name in _UNIT_INTERVAL and not 0 <= value <= 1:
+                _fail("%s: %r must be in [0, 1]", shown, value)
+            if name == "mapping_lrmul" and value <= 0:
+                _fail("%s: %r must be > 0", shown, value)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                _fail("%s: %r is not a name (default %r)", shown, value, default)
+        elif isinstance(default, (tuple, list)):
+            if (not isinstance(value, (tuple, list)) or not value
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+                               for v in value)):
+                _fail("%s: %r must be a list of positive numbers such as %s", shown, value,
+                      ",".join(map(str, default)))
 
 
 def _validate_training(t):
@@ -305,16 +388,27 @@ def _validate_training(t):
     if t.get("resolution") is not None and not _is_pow2(t["resolution"]):
         _fail("--resolution %r: must be a power of two >= 4", t["resolution"])
     positive = dict(batch_size=True, batch_gpu=True, snapshot_ticks=True, g_reg_interval=True, d_reg_interval=True,
+                    d_steps=True,
                     total_kimg=False, kimg_per_tick=False, g_lr=False, d_lr=False)
     for key, integer in positive.items():
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], above=0, integer=integer)
-    for key in ("gamma", "ema_kimg", "pl_weight", "adam_beta1", "adam_eps"):
+    for key in ("gamma", "ema_kimg", "pl_weight", "adam_beta1", "adam_eps", "clip_grad_norm"):
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], low=0)
     for key in ("adam_beta1", "adam_beta2"):
         if key in t and not 0 <= t[key] < 1:
             _fail("--%s %r: must be in [0, 1)", key.replace("_", "-"), t[key])
+    if t.get("augment"):
+        from training import augment
+        try:
+            augment.parse_policy(t["augment"])
+        except ValueError as error:
+            _fail("--augment %s: %s", t["augment"], error)
+    if "seed" in t:
+        _number("--seed", t["seed"], low=0, integer=True)
+        if t["seed"] >= 2 ** 32:
+            _fail("--seed %r: must be below 2^32", t["seed"])
     if "keep_snapshots" in t:
         _number("--keep-snapshots", t["keep_snapshots"], low=0, integer=True)
     if "batch_size" in t and "batch_gpu" in t:
@@ -424,7 +518,79 @@ def _validate_discriminator(d):
         _check_positions("d_", d("pos_dim") or latent // max(k, 1), d)
 
 
-FAMILY_CHECKS = {"networks": (_validate_generator, _validate_discriminator)}
+def _positive_ints(name, value):
+    """A whole number >= 1 or a non-empty list of them (the CLI gives '5' as 5)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not items:
+        _fail("%s: empty; give one or more whole numbers >= 1", name)
+    for item in items:
+        _number(name, item, low=1, integer=True)
+    return list(items)
+
+
+def _transgan_common(get, prefix, widths, token_dims):
+    """Checks G and D of TransGAN share: square images, heads, MLP, norm, windows.
+    widths: token-grid widths of the stages; token_dims: their token widths."""
+    r = _check_geometry(prefix, get("resolution"), get("ratio"))
+    if get("ratio") != 1:
+        _fail("%sratio: %r; TransGAN builds square images only (ratio 1)", prefix, get("ratio"))
+    for name in ("num_heads", "mlp_ratio", "window_size"):
+        _number(prefix + name, get(name), low=1, integer=True)
+    _number(prefix + "grid_above", get("grid_above"), low=0, integer=True)
+    _check_choices([(prefix + "token_norm", get("token_norm"), ("layer", "pixel", "none"))])
+    window, above = get("window_size"), get("grid_above")
+    if window & (window - 1):
+        _fail("%swindow_size: %d is not a power of two (windows must tile the power-of-two grids)", prefix, window)
+    for width, dim in zip(widths, token_dims):
+        if dim < 1 or dim % get("num_heads"):
+            _fail("%snum_heads: %d does not divide the token width %d at the %dx%d grid",
+                  prefix, get("num_heads"), dim, width, width)
+        if width > above and window > width:
+            _fail("%swindow_size: %d is larger than the %dx%d token grid that grid_above %d makes windowed",
+                  prefix, window, width, width, above)
+    return r
+
+
+def _validate_transgan_generator(g):
+    from training import networks_transgan as transgan
+    _check_geometry("", g("resolution"), g("ratio"))
+    bottom = g("bottom_width")
+    if not isinstance(bottom, int) or isinstance(bottom, bool) or bottom < 1 or bottom & (bottom - 1):
+        _fail("bottom_width: %r is not a power of two >= 1", bottom)
+    if bottom > g("resolution"):
+        _fail("bottom_width: %d is wider than the image (resolution %d)", bottom, g("resolution"))
+    _number("embed_dim", g("embed_dim"), low=1, integer=True)
+    _number("latent_size", g("latent_size"), low=1, integer=True)
+    _number("bicubic_stages", g("bicubic_stages"), low=0, integer=True)
+    _number("latent_tokens", g("latent_tokens"), low=0, integer=True)
+    _positive_ints("depths", g("depths"))    # Per stage; the count follows the resolution (transgan.stage_depths).
+    plan = transgan.stage_plan(g("resolution"), bottom, g("embed_dim"), g("bicubic_stages"))
+    shuffles = sum(up == "shuffle" for _w, _d, up in plan)
+    if g("embed_dim") % 4 ** shuffles:
+        _fail("embed_dim: %d is not divisible by 4^%d (one factor 4 per pixel shuffle up to resolution %d)",
+              g("embed_dim"), shuffles, g("resolution"))
+    _transgan_common(g, "", [w for w, _d, _u in plan], [d for _w, d, _u in plan])
+
+
+def _validate_transgan_discriminator(d):
+    r = _check_geometry("d_", d("resolution"), d("ratio"))
+    patch = d("patch_size")
+    if not isinstance(patch, int) or isinstance(patch, bool) or patch < 1 or patch & (patch - 1):
+        _fail("d_patch_size: %r is not a power of two >= 1", patch)
+    dims = _positive_ints("d_scale_dims", d("scale_dims"))
+    depths = _positive_ints("d_depths", d("depths"))
+    if len(depths) > len(dims):
+        _fail("d_depths: %d entries for %d scales (d_scale_dims)", len(depths), len(dims))
+    coarsest = patch * 2 ** (len(dims) - 1)
+    if coarsest > 2 ** r:
+        _fail("d_patch_size: the coarsest of %d scales cuts %dx%d patches, larger than the %dx%d image",
+              len(dims), coarsest, coarsest, 2 ** r, 2 ** r)
+    widths = [2 ** r // (patch * 2 ** s) for s in range(len(dims))]
+    _transgan_common(d, "d_", widths, [sum(dims[:s + 1]) for s in range(len(dims))])
+
+
+FAMILY_CHECKS = {"networks": (_validate_generator, _validate_discriminator),
+                 "networks_transgan": (_validate_transgan_generator, _validate_transgan_discriminator)}
 
 
 # ----------------------------------------------------------------------------
@@ -462,12 +628,21 @@ def resolve(given):
     for key, value in recipe_defaults(opts.recipe).items():
         if key not in typed_train:
             opts[key] = value
+    # The preset's training recipe, then the family's row for this dataset (training keys
+    # here, model keys below); typed flags win over both.
+    family = PRESETS[opts.preset_name]["family"]
+    family_recipe = FAMILY_RECIPES.get(family, {}).get(opts.recipe, {})
+    for source in (PRESETS[opts.preset_name]["training"] or {}, family_recipe):
+        for key, value in source.items():
+            if key in train_names and key not in typed_train:
+                opts[key] = value
 
-    family_options = set(g_options(PRESETS[opts.preset_name]["family"]))
+    family_options = set(g_options(family))
     model = {name: recipe[col] for col, name in (("cbase", "channel_base"), ("cmax", "channel_max"))
              if recipe[col] is not None and name in family_options}
     if PRESETS[opts.preset_name]["transformer"]:
         model.update(recipe["gansformer"])
+    model.update({k: v for k, v in family_recipe.items() if k not in train_names})
     if "mbstd_group_size" in d_options(PRESETS[opts.preset_name]["family"]):
         model.setdefault("d_mbstd_group_size", min(opts.batch_gpu, 4))   # GANsformer CLI: min(batch, 4)
     model.update(typed_model)
@@ -477,10 +652,15 @@ def resolve(given):
     validate(train=dict(opts, num_devices=len(opts.gpus)))
     if opts.d_reg == "gp" and opts.d_loss != "wgan":
         print("note: --d-reg gp is normally used with --d-loss wgan")
+    if opts.pl_weight > 0 and "return_ws" not in g_options(family):
+        _fail("--pl-weight %g: path-length regularization needs a generator with a mapping network (w); "
+              "the %s preset has none", opts.pl_weight, opts.preset_name)
     gkw, dkw = resolve_model(opts.preset_name, **model)
+    if "attn_scenes" in opts.metrics and not gkw.get("transformer"):   # else it fails at the first snapshot
+        _fail("--metrics attn_scenes: the %s preset has no attention of latents over image regions (GANsformer "
+              "presets have it)", opts.preset_name)
     gkw.pop("resolution", None)
     dkw.pop("resolution", None)
-    family = PRESETS[opts.preset_name]["family"]
     opts.G_args = dict(func_name="training.%s.Generator" % family, **gkw)
     opts.D_args = dict(func_name="training.%s.Discriminator" % family, **dkw)
     opts.run_desc = run_desc(opts, given)
@@ -510,8 +690,9 @@ def loop_kwargs(opts, device_type="cpu", tf_config=None, resume_pkl=None):
     if opts.ratio != 1.0:
         dataset_args["ratio"] = opts.ratio
     return dict(G_args=dict(opts.G_args), D_args=dict(opts.D_args), dataset_args=dataset_args,
-                G_loss_args=dict(loss=opts.g_loss, pl_weight=opts.pl_weight),
-                D_loss_args=dict(loss=opts.d_loss, reg=opts.d_reg, gamma=opts.gamma),
+                G_loss_args=dict(loss=opts.g_loss, pl_weight=opts.pl_weight, augment=opts.augment),
+                D_loss_args=dict(loss=opts.d_loss, reg=opts.d_reg, gamma=opts.gamma, augment=opts.augment),
+                d_steps=opts.d_steps, clip_grad_norm=opts.clip_grad_norm,
                 batch_size=opts.batch_size, batch_gpu=opts.batch_gpu, num_gpus=len(opts.gpus),
                 device_type=device_type, device_ids=list(opts.gpus),
                 total_kimg=opts.total_kimg, kimg_per_tick=opts.kimg_per_tick, snapshot_ticks=opts.snapshot_ticks,

@@ -45,12 +45,14 @@ def build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_labels, c
 
     get_reals(tower) -> (reals float [-1,1], labels); get_fake_labels(tower, n) -> labels;
     latents_for(tower, which, n) -> z or None (tests pass fixed latents).
+    A regularizer with interval 1 is not lazy: it joins its loss in one step (TransGAN's GP).
     Returns an EasyDict of ops and mean losses to fetch."""
     num_rounds = cfg.minibatch_multiplier
     g_reg_on = cfg.G_loss_args.get("pl_weight", 0) > 0
     d_reg_on = cfg.D_loss_args.get("reg", "r1") != "none" and cfg.D_loss_args.get("gamma", 0) > 0
+    g_fold, d_fold = cfg.G_reg_interval == 1, cfg.D_reg_interval == 1
 
-    opt_common = dict(beta1=cfg.beta1, beta2=cfg.beta2, epsilon=cfg.epsilon)
+    opt_common = dict(beta1=cfg.beta1, beta2=cfg.beta2, epsilon=cfg.epsilon, clip_grad_norm=cfg.get("clip_grad_norm"))
     G_opt = tflib.Optimizer(name="TrainG", learning_rate=cfg.G_lrate, minibatch_multiplier=num_rounds,
                             reg_interval=cfg.G_reg_interval, **opt_common)
     D_opt = tflib.Optimizer(name="TrainD", learning_rate=cfg.D_lrate, minibatch_multiplier=num_rounds,
@@ -75,24 +77,28 @@ def build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_labels, c
                 D_loss, D_reg = loss_lib.D_loss(G_t, D_t, reals, labels, batch_gpu, latents=z, **cfg.D_loss_args)
             G_loss = tf.reduce_mean(G_loss)
             D_loss = tf.reduce_mean(D_loss)
-            G_opt.register_gradients(G_loss, G_t.trainables)
-            D_opt.register_gradients(D_loss, D_t.trainables)
+            G_reg = tf.reduce_mean(G_reg) if g_reg_on and G_reg is not None else None
+            D_reg = tf.reduce_mean(D_reg) if d_reg_on and D_reg is not None else None
+            G_opt.register_gradients(G_loss + G_reg if g_fold and G_reg is not None else G_loss, G_t.trainables)
+            D_opt.register_gradients(D_loss + D_reg if d_fold and D_reg is not None else D_loss, D_t.trainables)
             stats.G_loss.append(G_loss)
             stats.D_loss.append(D_loss)
-            if g_reg_on and G_reg is not None:
-                G_reg = tf.reduce_mean(G_reg)
-                G_reg_opt.register_gradients(G_reg * cfg.G_reg_interval, G_t.trainables)
+            if G_reg is not None:
+                if not g_fold:
+                    G_reg_opt.register_gradients(G_reg * cfg.G_reg_interval, G_t.trainables)
                 stats.G_reg.append(G_reg)
-            if d_reg_on and D_reg is not None:
-                D_reg = tf.reduce_mean(D_reg)
-                D_reg_opt.register_gradients(D_reg * cfg.D_reg_interval, D_t.trainables)
+            if D_reg is not None:
+                if not d_fold:
+                    D_reg_opt.register_gradients(D_reg * cfg.D_reg_interval, D_t.trainables)
                 stats.D_reg.append(D_reg)
 
     ops = dnnlib.EasyDict()
     ops.G_train = G_opt.apply_updates()
     ops.D_train = D_opt.apply_updates()
-    ops.G_reg = G_reg_opt.apply_updates() if stats.G_reg else None
-    ops.D_reg = D_reg_opt.apply_updates() if stats.D_reg else None
+    ops.G_reg = G_reg_opt.apply_updates() if stats.G_reg and not g_fold else None
+    ops.D_reg = D_reg_opt.apply_updates() if stats.D_reg and not d_fold else None
+    ops.G_reg_folded = bool(stats.G_reg) and g_fold      # its value is fetched with the main step
+    ops.D_reg_folded = bool(stats.D_reg) and d_fold
     mean = lambda xs: tf.add_n(xs) / len(xs) if xs else None
     ops.G_loss, ops.D_loss = mean(stats.G_loss), mean(stats.D_loss)
     ops.G_reg_value, ops.D_reg_value = mean(stats.G_reg), mean(stats.D_reg)
@@ -183,8 +189,10 @@ def training_loop(*,
                   beta1,              # Adam beta1 (both).
                   beta2,              # Adam beta2 (both).
                   epsilon,            # Adam epsilon (both).
-                  G_reg_interval,     # Lazy G regularization every N minibatches.
-                  D_reg_interval,     # Lazy D regularization every N minibatches.
+                  G_reg_interval,     # Lazy G regularization every N minibatches; 1 = not lazy (in the G step).
+                  D_reg_interval,     # Lazy D regularization every N minibatches; 1 = not lazy (in the D step).
+                  d_steps,            # D steps per G step (each a minibatch of reals); 1 = alternate.
+                  clip_grad_norm,     # Clip each step's gradients to this global norm; 0 = off.
                   G_smoothing_kimg,   # Half-life of the Gs moving average; 0 = Gs copies G.
                   mirror_augment,     # Flip reals horizontally with probability 1/2.
                   metrics,            # Metric names (metrics/metric_defaults.py) at each snapshot.
@@ -205,7 +213,8 @@ def training_loop(*,
                    kimg_per_tick=kimg_per_tick, keep_snapshots=keep_snapshots, g_lr=G_lrate, d_lr=D_lrate,
                    ema_kimg=G_smoothing_kimg, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
                    grid_size=grid_size, metrics=list(metrics), g_loss=G_loss_args.get("loss"),
-                   d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"))
+                   d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"), d_steps=d_steps,
+                   clip_grad_norm=clip_grad_norm, augment=D_loss_args.get("augment"))
     options.validate(train={k: v for k, v in checked.items() if v is not None})
     assert len(device_ids) == num_gpus, (device_ids, num_gpus)
     run_dir = run_dir or submit_config.run_dir
@@ -215,7 +224,8 @@ def training_loop(*,
     cfg = dnnlib.EasyDict(G_loss_args=dict(G_loss_args), D_loss_args=dict(D_loss_args),
                           minibatch_multiplier=batch_size // (batch_gpu * num_gpus),
                           G_lrate=G_lrate, D_lrate=D_lrate, beta1=beta1, beta2=beta2, epsilon=epsilon,
-                          G_reg_interval=G_reg_interval, D_reg_interval=D_reg_interval)
+                          G_reg_interval=G_reg_interval, D_reg_interval=D_reg_interval, d_steps=d_steps,
+                          clip_grad_norm=clip_grad_norm or None)
     snapshot.remove_stale_temporaries(run_dir)
     abort_file = os.path.join(run_dir, "abort.txt")
     if os.path.exists(abort_file):   # It stopped the previous session; rerunning means continue.
@@ -397,14 +407,25 @@ def sample_grid(progress, G, training_set, grid_size):
 
 
 def run_minibatch(ops, cfg, minibatch_count, sums):
-    """One minibatch: per accumulation round G, [G reg], D, [D reg]; losses appended to sums."""
-    run_g_reg = ops.G_reg is not None and minibatch_count % cfg.G_reg_interval == 0
+    """One minibatch: per accumulation round [G, [G reg]], D, [D reg]; losses appended to sums.
+    G steps on every d_steps-th minibatch only (d_steps D steps per G step); folded (non-lazy)
+    regularizers are fetched with their main step."""
+    g_step = minibatch_count % cfg.d_steps == 0
+    g_count = minibatch_count // cfg.d_steps
+    run_g_reg = g_step and ops.G_reg is not None and g_count % cfg.G_reg_interval == 0
     run_d_reg = ops.D_reg is not None and minibatch_count % cfg.D_reg_interval == 0
     for _round in range(cfg.minibatch_multiplier):
-        sums["G_loss"].append(tflib.run([ops.G_train, ops.G_loss])[1])
+        if g_step:
+            fetched = tflib.run([ops.G_train, ops.G_loss] + ([ops.G_reg_value] if ops.G_reg_folded else []))
+            sums["G_loss"].append(fetched[1])
+            if ops.G_reg_folded:
+                sums["G_reg"].append(fetched[2])
         if run_g_reg:
             sums["G_reg"].append(tflib.run([ops.G_reg, ops.G_reg_value])[1])
-        sums["D_loss"].append(tflib.run([ops.D_train, ops.D_loss])[1])
+        fetched = tflib.run([ops.D_train, ops.D_loss] + ([ops.D_reg_value] if ops.D_reg_folded else []))
+        sums["D_loss"].append(fetched[1])
+        if ops.D_reg_folded:
+            sums["D_reg"].append(fetched[2])
         if run_d_reg:
             sums["D_reg"].append(tflib.run([ops.D_reg, ops.D_reg_value])[1])
 

@@ -137,6 +137,8 @@ class Optimizer:
         reg_interval         Lazy regularization every I minibatches: lr*rho, beta1^rho,
                              beta2^rho with rho = I/(I+1); None = no adjustment.
         report_mem_usage     Keep the peak GPU memory (GB) in `peak_mem_gb` at each step.
+        clip_grad_norm       Scale each step's gradients (averaged over devices and rounds)
+                             down to this global norm over all variables; None or 0 = off.
         **kwargs             Passed to the TF optimizer (beta1, beta2, epsilon for Adam).
     """
 
@@ -145,7 +147,7 @@ class Optimizer:
                  share: "Optimizer" = None, use_loss_scaling: bool = False,
                  loss_scaling_init: float = 64.0, loss_scaling_inc: float = 0.0005,
                  loss_scaling_dec: float = 1.0, reg_interval: int = None,
-                 report_mem_usage: bool = False, **kwargs):
+                 report_mem_usage: bool = False, clip_grad_norm: float = None, **kwargs):
         if not isinstance(name, str) or not name:
             raise ValueError("name must be a non-empty string, got %r" % (name,))
         if not tfutil.is_tf_expression(learning_rate):
@@ -158,6 +160,8 @@ class Optimizer:
             minibatch_multiplier = int(minibatch_multiplier)
         if reg_interval is not None and not reg_interval > 0:
             raise ValueError("reg_interval must be None or > 0, got %r" % (reg_interval,))
+        if clip_grad_norm is not None and not clip_grad_norm >= 0:
+            raise ValueError("clip_grad_norm must be None or >= 0, got %r" % (clip_grad_norm,))
         if share is not None and not isinstance(share, Optimizer):
             raise ValueError("share must be None or a tflib.Optimizer, got %r" % (share,))
 
@@ -172,6 +176,7 @@ class Optimizer:
         self.loss_scaling_inc = float(loss_scaling_inc)
         self.loss_scaling_dec = float(loss_scaling_dec)
         self.report_mem_usage = bool(report_mem_usage)
+        self.clip_grad_norm = float(clip_grad_norm) if clip_grad_norm else None
 
         # Lazy regularization (REFERENCE §5.2): the main and the regularizer step both run
         # with rho = I/(I+1), so that I+1 Adam steps per I minibatches keep the same pace.
@@ -363,6 +368,9 @@ class Optimizer:
                     all_ok = tf.logical_and(acc_ok, finite)
                     if finite_first is None:
                         finite_first, all_ok_first = finite, all_ok
+                    if self.clip_grad_norm is not None:   # Global norm over every variable (all devices agree).
+                        clipped, _norm = tf.clip_by_global_norm(list(grads.values()), self.clip_grad_norm)
+                        grads = OrderedDict(zip(grads.keys(), clipped))
                     tf_opt = self._get_tf_optimizer(device)
                     pairs = [(tf.cast(grads[k], var.dtype), var) for k, var in owned[device].items()]
                     all_ops.append(tf.cond(all_ok, lambda: tf_opt.apply_gradients(pairs), tf.no_op))
