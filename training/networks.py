@@ -4,7 +4,7 @@ tflib.Network build functions (REFERENCE.md §1-2).
 Self-contained on purpose: pickles carry this module's source, so it imports only numpy, tf,
 dnnlib, dnnlib.tflib and dnnlib.tflib.ops (plus the standard library). The one exception is
 deliberate: at build time Generator and Discriminator pass their options to
-training.options.validate, the validator the CLI and the loop use, so a snapshot is built under
+training.validation.validate, the validator the CLI and the loop use, so a snapshot is built under
 exactly the checks a new run gets (pickles of this file are loaded within this codebase; official
 pickles carry their own source).
 
@@ -985,10 +985,10 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
 
 
 def validate_options(**parts):
-    """training.options.validate: the one validator of option combinations, shared with the
+    """training.validation.validate: the one validator of option combinations, shared with the
     CLI and the training loop (imported here, at build time, so the check is the same)."""
-    from training import options
-    options.validate(**parts)
+    from training import validation
+    validation.validate(**parts)
 
 
 def _params(func):

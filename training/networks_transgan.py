@@ -6,7 +6,7 @@ learnable relative position bias, and a multi-scale discriminator.
 
 Self-contained on purpose: pickles carry this module's source, so it imports only numpy and tf
 (plus the standard library). At build time Generator and Discriminator pass their options to
-training.options.validate (family "networks_transgan"), as the GANsformer's build functions do.
+training.validation.validate (family "networks_transgan"), as the GANsformer's build functions do.
 
 Axis legend (every shape comment below):
   B   batch              Z   latent width (z, plus labels when conditional)
@@ -265,9 +265,9 @@ def Generator(latents_in, labels_in,
               is_validation=False,     # Unused; accepted as the metrics pass it.
               is_template_graph=False, components=None):
     """latents_in z [B, latent_size], labels_in [B, c_dim] -> images_out [B, C, R, R]."""
-    from training import options    # The one validator (build time only; see the module docstring).
-    options.validate(G={n: v for n, v in locals().items() if n not in (
-        "latents_in", "labels_in", "is_template_graph", "components", "options")}, family="networks_transgan")
+    from training import validation    # The one validator (build time only; see the module docstring).
+    validation.validate(G={n: v for n, v in locals().items() if n not in (
+        "latents_in", "labels_in", "is_template_graph", "components", "validation")}, family="networks_transgan")
     latents_in.set_shape([None, latent_size])
     labels_in.set_shape([None, c_dim])
     plan = stage_plan(resolution, bottom_width, embed_dim, bicubic_stages)
@@ -340,9 +340,9 @@ def Discriminator(images_in, labels_in,
                   is_training=False,     # Unused (no dropout); accepted as the loop passes it.
                   is_template_graph=False, components=None):
     """images_in [B, C, R, R], labels_in [B, c_dim] -> scores_out [B, 1]."""
-    from training import options
-    options.validate(D={n: v for n, v in locals().items() if n not in (
-        "images_in", "labels_in", "is_template_graph", "components", "options")}, family="networks_transgan")
+    from training import validation
+    validation.validate(D={n: v for n, v in locals().items() if n not in (
+        "images_in", "labels_in", "is_template_graph", "components", "validation")}, family="networks_transgan")
     images_in.set_shape([None, num_channels, resolution, resolution])
     labels_in.set_shape([None, c_dim])
     dims = as_list(scale_dims)

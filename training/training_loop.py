@@ -208,14 +208,14 @@ def training_loop(*,
                   options_to_save=None):  # Resolved options, written to training_options.json.
     """Train G and D in run_dir (default: the submitted run's). The keywords come from
     training.options.loop_kwargs() (the recipe table); the loop has no defaults of its own."""
-    from training import options
+    from training import validation
     checked = dict(batch_size=batch_size, batch_gpu=batch_gpu, num_devices=num_gpus, total_kimg=total_kimg,
                    kimg_per_tick=kimg_per_tick, keep_snapshots=keep_snapshots, g_lr=G_lrate, d_lr=D_lrate,
                    ema_kimg=G_smoothing_kimg, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
                    grid_size=grid_size, metrics=list(metrics), g_loss=G_loss_args.get("loss"),
                    d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"), d_steps=d_steps,
                    clip_grad_norm=clip_grad_norm, augment=D_loss_args.get("augment"))
-    options.validate(train={k: v for k, v in checked.items() if v is not None})
+    validation.validate(train={k: v for k, v in checked.items() if v is not None})
     assert len(device_ids) == num_gpus, (device_ids, num_gpus)
     run_dir = run_dir or submit_config.run_dir
     tflib.init_tf(tf_config)
