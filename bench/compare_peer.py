@@ -34,6 +34,9 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
+# bench/train.py's channels per resolution (its CHANNELS; ours, in our channel_base convention).
+DEFAULT_CHANNELS = {256: dict(channel_base=8192, channel_max=128)}
+
 # The port's command-line flags for our bench/train.py configurations.
 PEER_FLAGS = {
     "gansformer": ["--ganformer-default", "--dataset", "ffhq"],
@@ -43,6 +46,7 @@ PEER_FLAGS = {
 PEER_SCRIPT = r'''
 import importlib, importlib.machinery, json, os, statistics, sys, tempfile, time, types
 peer, config_flags, res, batch, threads, warmup, reps = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+channels = json.loads(sys.argv[8]) if len(sys.argv) > 8 else {}   # the port's channel_base / channel_max
 for name in ("seaborn", "termcolor", "tqdm", "PIL", "PIL.Image", "cv2", "gdown", "requests", "lmdb", "h5py", "click", "scipy", "scipy.linalg"):
     try:
         importlib.import_module(name)
@@ -73,6 +77,9 @@ os.environ["CUDA_VISIBLE_DEVICES"] = ""
 run_network.main()
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
 cfg = captured["config"]
+for key, value in channels.items():   # C(res) = min(channel_base // res, channel_max) in G and D
+    cfg["cG"]["synthesis_kwargs"][key] = value
+    cfg["cD"][key] = value
 common = dict(c_dim=0, img_resolution=res, img_channels=3)
 G = dnnlib.util.construct_class_by_name(**cfg["cG"], **common)
 D = dnnlib.util.construct_class_by_name(**cfg["cD"], **common)
@@ -113,23 +120,34 @@ print(json.dumps(dict(G_params=count(G), D_params=count(D), G_forward_s=f, train
 '''
 
 
-def run_ours(config, res, batch, threads, warmup, reps):
+def run_ours(config, res, batch, threads, warmup, reps, channels):
     cmd = [sys.executable, os.path.join(HERE, "train.py"), "--configs", config, "--res", str(res),
            "--batch", str(batch), "--threads", str(threads), "--warmup", str(warmup), "--reps", str(reps),
            "--no-peak"]
+    for key, value in channels.items():
+        cmd += ["--" + key.replace("_", "-"), str(value)]
     out = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
                          universal_newlines=True).stdout
-    r = json.loads(out)["results"][0]
+    r = json.loads(out[out.index("{"):])["results"][0]   # after any notice lines of the ops
     return dict(G_params=r["G_params"], D_params=r["D_params"], G_forward_s=r["G_forward_s"],
                 train_step_s=r["train_step_s"])
 
 
-def run_peer(peer, python, config, res, batch, threads, warmup, reps):
+def peer_channels(channels):
+    """Our channel options in the port's terms: ours C(res) = channel_base // 2^(log2 res - 1),
+    the port's channel_base // res, so the port's channel_base is twice ours (same channels)."""
+    out = dict(channels)
+    if "channel_base" in out:
+        out["channel_base"] = 2 * out["channel_base"]
+    return out
+
+
+def run_peer(peer, python, config, res, batch, threads, warmup, reps, channels):
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(PEER_SCRIPT)
     try:
         cmd = [python, f.name, os.path.abspath(peer), json.dumps(PEER_FLAGS[config]), str(res), str(batch),
-               str(threads), str(warmup), str(reps)]
+               str(threads), str(warmup), str(reps), json.dumps(peer_channels(channels))]
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     finally:
         os.unlink(f.name)
@@ -149,16 +167,24 @@ def main():
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="alternations of the two sides")
+    parser.add_argument("--channel-base", type=int, default=None,
+                        help="ours: C(res) = min(base / 2^(log2 res - 1), max); the port gets twice it "
+                             "(its C(res) = base / res). Default: bench/train.py's for --res (256: 8192)")
+    parser.add_argument("--channel-max", type=int, default=None, help="default: bench/train.py's for --res (256: 128)")
     args = parser.parse_args()
     if not os.path.isfile(os.path.join(args.peer, "training", "networks.py")):
         sys.exit("error: --peer %s has no training/networks.py; give the port's pytorch_version folder" % args.peer)
-    report = dict(benchmark="compare_peer", res=args.res, batch=args.batch, threads=args.threads, configs={})
+    channels = dict(DEFAULT_CHANNELS.get(args.res, {}))
+    channels.update({k: v for k, v in (("channel_base", args.channel_base), ("channel_max", args.channel_max))
+                     if v is not None})
+    report = dict(benchmark="compare_peer", res=args.res, batch=args.batch, threads=args.threads,
+                  channels=channels or "default", configs={})
     for config in args.configs.split(","):
         if config not in PEER_FLAGS:
             sys.exit("error: --configs: unknown %r (known: %s)" % (config, ", ".join(PEER_FLAGS)))
         rounds = []
         for _ in range(args.rounds):
-            common = (config, args.res, args.batch, args.threads, args.warmup, args.reps)
+            common = (config, args.res, args.batch, args.threads, args.warmup, args.reps, channels)
             ours = run_ours(*common)
             theirs = run_peer(args.peer, args.peer_python, *common)
             rounds.append(dict(ours=ours, theirs=theirs))

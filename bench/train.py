@@ -5,6 +5,8 @@ Fixed configurations (compared side by side with other implementations; keep the
              resnet G, kmeans, layer norm with mul integration, mapping self-attention,
              latent positions), StyleGAN2 resnet D;
   stylegan2  the StyleGAN2 baseline;
+  transgan   the TransGAN preset (CIFAR-10 sizes; transgan-mainjob: its scenes main-job sizing),
+             timed with the same logistic step (its recipe's 4 D steps per G step are not);
 each at 32x32 and 64x64 with default channels, and at 256x256 with channel_base 8192,
 channel_max 128. Batch 8, 2 CPU threads, warm-up then the median of --reps repetitions.
 The training step = G forward, D on fakes and on reals, backward of the non-saturating G
@@ -40,12 +42,20 @@ import dnnlib.tflib as tflib  # noqa: E402
 from training import loss as loss_lib  # noqa: E402
 from training import options  # noqa: E402
 
-CONFIGS = {"gansformer": "gansformer", "stylegan2": "StyleGAN2", "mainjob": "gansformer"}
+CONFIGS = {"gansformer": "gansformer", "stylegan2": "StyleGAN2", "mainjob": "gansformer", "transgan": "TransGAN",
+           "transgan-mainjob": "TransGAN"}
 CHANNELS = {32: {}, 64: {}, 256: dict(channel_base=8192, channel_max=128)}
 
 
-def net_kwargs(config, res, smoke):
-    extra = dict(CHANNELS.get(res, {}))
+def net_kwargs(config, res, smoke, channels=None):
+    if CONFIGS[config] == "TransGAN":    # its preset (CIFAR sizes), or its scenes main-job sizing
+        row = options.FAMILY_RECIPES["networks_transgan"]["scenes"] if config == "transgan-mainjob" else {}
+        extra = {k: v for k, v in row.items() if k not in options.training_defaults()}
+        if smoke:
+            extra = dict(latent_size=32, embed_dim=64, depths=[1], d_scale_dims=[16, 16], d_depths=[1])
+        gkw, dkw = options.resolve_model("TransGAN", resolution=res, **extra)
+        return gkw, dkw, extra
+    extra = dict(CHANNELS.get(res, {}), **(channels or {}))
     if config == "mainjob":   # run_training.py's main job (not one of the fixed comparisons).
         row = options.RECIPES["scenes"]
         extra = dict(row["gansformer"], channel_base=row["cbase"], channel_max=row["cmax"])
@@ -160,17 +170,18 @@ def time_op(run_once, warmup, reps, best=False):
     return (min(times) if best else statistics.median(times)), times, statistics.median(cpu)
 
 
-def bench_one(config, res, batch, threads, warmup, reps, smoke, peak=None):
+def bench_one(config, res, batch, threads, warmup, reps, smoke, peak=None, channels=None):
     reset_peak_rss()
-    gkw, dkw, extra = net_kwargs(config, res, smoke)
+    gkw, dkw, extra = net_kwargs(config, res, smoke, channels)
     graph = tf.Graph()
     with graph.as_default():
         sess = tflib.create_session({"intra_op_parallelism_threads": threads,
                                      "inter_op_parallelism_threads": 1, "rnd.tf_random_seed": None})
         with sess.as_default():
             tf.set_random_seed(1)
-            G = tflib.Network("G", func_name="training.networks.Generator", num_channels=3, c_dim=0, **gkw)
-            D = tflib.Network("D", func_name="training.networks.Discriminator", num_channels=3, c_dim=0, **dkw)
+            family = options.PRESETS[CONFIGS[config]]["family"]
+            G = tflib.Network("G", func_name="training.%s.Generator" % family, num_channels=3, c_dim=0, **gkw)
+            D = tflib.Network("D", func_name="training.%s.Discriminator" % family, num_channels=3, c_dim=0, **dkw)
             labels = tf.zeros([batch, 0])
             z = loss_lib.sample_latents(G, batch)
             fwd = G.get_output_for(z, labels, is_validation=True, return_as_list=True)[0]
@@ -216,6 +227,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="tiny networks at 16x16, one repetition")
+    parser.add_argument("--channel-base", type=int, default=None, help="override the channels at every --res")
+    parser.add_argument("--channel-max", type=int, default=None, help="override the channels at every --res")
     parser.add_argument("--no-peak", action="store_true", help="skip the convolution peak measurement")
     args = parser.parse_args()
     configs = args.configs.split(",")
@@ -223,10 +236,13 @@ def main():
     if args.smoke:
         resolutions, args.warmup, args.reps = [16], 1, 1
     peak = None if (args.no_peak or args.smoke) else conv_peak_gflops(args.threads)
+    channels = {k: v for k, v in (("channel_base", args.channel_base), ("channel_max", args.channel_max))
+                if v is not None}
     results = []
     for config in configs:
         for res in resolutions:
-            results.append(bench_one(config, res, args.batch, args.threads, args.warmup, args.reps, args.smoke, peak))
+            results.append(bench_one(config, res, args.batch, args.threads, args.warmup, args.reps, args.smoke, peak,
+                                     channels))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(json.dumps(dict(benchmark="train", tensorflow=tf.__version__, machine=platform.machine(),

@@ -4,6 +4,7 @@ over two virtual CPU devices, components, clone2, pickling.
 The build functions below are pickled with their module source (this file), so the module
 has no side effects at import."""
 
+import os
 import pickle
 import warnings
 
@@ -282,3 +283,20 @@ def test_errors(tf_session):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="minibatch_size"):
             G.run(*inputs(), minibatch_size=0)
+
+
+def test_sessions_get_one_thread_per_usable_cpu(monkeypatch, tmp_path):
+    """Every session the tools make (create_session, init_tf) sets its thread pools to the usable
+    CPUs, which a cgroup quota caps below the affinity mask (e.g. 150000/100000 -> 2)."""
+    from dnnlib.tflib import tfutil
+    n = tfutil.usable_cpus()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    cfg = tfutil._sanitize_tf_config({"inter_op_parallelism_threads": 1})
+    assert cfg["intra_op_parallelism_threads"] == n and cfg["inter_op_parallelism_threads"] == 1
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")
+    real_open = open
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setitem(tfutil.__dict__, "open", lambda path, *a, **k: real_open(
+        quota if path == "/sys/fs/cgroup/cpu.max" else path, *a, **k))
+    assert tfutil.usable_cpus() == 2
