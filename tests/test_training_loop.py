@@ -7,6 +7,7 @@ import os
 import time
 
 import numpy as np
+import pytest
 import tensorflow.compat.v1 as tf
 
 import dnnlib
@@ -193,3 +194,23 @@ def test_metrics_at_snapshots_go_through_the_metric_entry_point(tmp_path, monkey
     events = [f for f in os.listdir(run_dir) if f.startswith("events.out.tfevents")]
     tags = {v.tag for e in tf.train.summary_iterator(os.path.join(run_dir, events[0])) for v in e.summary.value}
     assert "Metrics/fid_scenes" in tags
+
+
+def test_damaged_record_payload_is_one_user_error(tmp_path):
+    """A flipped byte inside a record's data (its framing intact, so the up-front check passes)
+    stops training with one line naming the dataset, not a TF traceback."""
+    from dnnlib.util import UserError
+    from tests import train_nets_runner as runner
+    dataset = runner.make_color_dataset(str(tmp_path / "color"), num=64)
+    path = glob.glob(os.path.join(dataset, "*-r03.tfrecords"))[0]
+    data = bytearray(open(path, "rb").read())
+    record = len(data) // 64                 # equal records: u64 length, u32 CRC, data, u32 CRC
+    data[48 * record + 12 + 20] ^= 0xFF      # inside record 48's data (the first is parsed up front)
+    open(path, "wb").write(bytes(data))
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    with tf.Graph().as_default(), tflib.create_session().as_default():
+        with pytest.raises(UserError) as info:
+            tl.training_loop(run_dir=run_dir, **runner.loop_kwargs(dataset, 1))
+    message = str(info.value)
+    assert "has a damaged record" in message and dataset in message and "\n" not in message

@@ -4,6 +4,7 @@ lazy regularization, the Gs moving average, tick lines, crash-safe snapshots and
 Read top to bottom: set-up, networks, graph, resume, then the loop itself.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -245,7 +246,8 @@ def training_loop(*,
     restore_state_variables(progress, extra_vars)
     grid = sample_grid(progress, G, training_set, grid_size)
     if progress.cur_nimg == 0:
-        reals_np, _ = training_set.get_minibatch_np(min(grid_size[0] * grid_size[1], 64))
+        with reading_records(dataset_args):
+            reals_np, _ = training_set.get_minibatch_np(min(grid_size[0] * grid_size[1], 64))
         visuals.save_image_grid(reals_np, os.path.join(run_dir, "reals.png"),
                                 drange=training_set.dynamic_range, grid_size=None)
         visuals.save_fakes(Gs, grid.latents, grid.labels, run_dir, "init", grid_size, G_args)
@@ -271,7 +273,8 @@ def training_loop(*,
     last_snapshot = None
     done = progress.cur_nimg >= total_nimg
     while not done:
-        run_minibatch(ops, cfg, minibatch_count, sums)
+        with reading_records(dataset_args):
+            run_minibatch(ops, cfg, minibatch_count, sums)
         tflib.run(Gs_update)
         minibatch_count += 1
         progress.cur_nimg += batch_size
@@ -428,6 +431,22 @@ def run_minibatch(ops, cfg, minibatch_count, sums):
             sums["D_reg"].append(fetched[2])
         if run_d_reg:
             sums["D_reg"].append(tflib.run([ops.D_reg, ops.D_reg_value])[1])
+
+
+@contextlib.contextmanager
+def reading_records(dataset_args):
+    """A record whose payload is damaged (the framing is checked before training) surfaces only
+    when the reader reaches it: one line naming the dataset instead of a TF traceback. Other
+    InvalidArgumentErrors are not about the data and propagate unchanged."""
+    try:
+        yield
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+        message = str(error.message).splitlines()[0]
+        if not isinstance(error, tf.errors.DataLossError) and not any(
+                word in message for word in ("record", "Example", "PNG", "JPEG", "decode", "Decode")):
+            raise
+        raise UserError("dataset %s has a damaged record (%s); reconvert it with dataset_tool.py"
+                        % (dataset_args.get("tfrecord_dir"), message)) from None
 
 
 def check_finite(sums, run_dir, cur_nimg):
