@@ -419,18 +419,20 @@ def run_minibatch(ops, cfg, minibatch_count, sums):
     run_d_reg = ops.D_reg is not None and minibatch_count % cfg.D_reg_interval == 0
     for _round in range(cfg.minibatch_multiplier):
         if g_step:
-            fetched = tflib.run([ops.G_train, ops.G_loss] + ([ops.G_reg_value] if ops.G_reg_folded else []))
-            sums["G_loss"].append(fetched[1])
-            if ops.G_reg_folded:
-                sums["G_reg"].append(fetched[2])
-        if run_g_reg:
-            sums["G_reg"].append(tflib.run([ops.G_reg, ops.G_reg_value])[1])
-        fetched = tflib.run([ops.D_train, ops.D_loss] + ([ops.D_reg_value] if ops.D_reg_folded else []))
-        sums["D_loss"].append(fetched[1])
-        if ops.D_reg_folded:
-            sums["D_reg"].append(fetched[2])
-        if run_d_reg:
-            sums["D_reg"].append(tflib.run([ops.D_reg, ops.D_reg_value])[1])
+            run_step(ops, "G", run_g_reg, sums)
+        run_step(ops, "D", run_d_reg, sums)
+
+
+def run_step(ops, net, run_lazy_reg, sums):
+    """net's ("G" or "D") main step with its folded regularizer, then its lazy one when due."""
+    train, loss, reg, reg_value, folded = (ops[net + part] for part in ("_train", "_loss", "_reg", "_reg_value",
+                                                                        "_reg_folded"))
+    fetched = tflib.run([train, loss] + ([reg_value] if folded else []))
+    sums[net + "_loss"].append(fetched[1])
+    if folded:
+        sums[net + "_reg"].append(fetched[2])
+    if run_lazy_reg:
+        sums[net + "_reg"].append(tflib.run([reg, reg_value])[1])
 
 
 @contextlib.contextmanager
