@@ -66,11 +66,12 @@ def cmd_convert(args):
     from training.data.convert import convert
     opts = _convert_opts(args)
     c = args.command
-    _check_output(args, [getattr(args, k) for k in ("image_dir", "npy_filename", "labels", "hdf5_filename",
-                                                     "lmdb_dir", "cifar_dir", "mnist_dir", "celeba_dir")
+    _check_output(args, [getattr(args, k) for k in ("image_dir", "layouts", "npy_filename", "labels",
+                                                     "hdf5_filename", "lmdb_dir", "cifar_dir", "mnist_dir",
+                                                     "celeba_dir")
                          if getattr(args, k, None)])
     if c == "create_from_images":
-        source = src.FolderSource(args.image_dir)
+        source = src.FolderSource(args.image_dir, args.layouts)
     elif c == "create_from_npy":
         source = src.npy_source(args.npy_filename, args.labels)
     elif c == "create_from_hdf5":
@@ -144,7 +145,11 @@ def build_parser():
         return p
 
     add("create_from_images", "from a folder tree of png/jpg/webp/bmp images (gray, RGB or RGBA)", cmd_convert,
-        ("image_dir", "folder searched recursively"))
+        ("image_dir", "folder searched recursively")).add_argument(
+        "--layouts", metavar="DIR", default=None,
+        help="also store a layout per image from the label PNG of the same relative name in DIR (<name>.png, "
+             "<name>_labelIds.png, Cityscapes <base>_gtFine_labelIds.png; single-channel: value = category, "
+             "0 = background; RGB: COCO panoptic ids); see training/data/layouts.py")
     add("create_from_npy", "from a uint8 .npy array [N,H,W(,C)] or [N,C,H,W]", cmd_convert,
         ("npy_filename", "the .npy file")).add_argument("--labels", help="optional .npy labels [N,D] or class ids [N]")
     add("create_from_hdf5", "from an HDF5 file (StyleGAN2's data<R>x<R> [N,C,H,W]; needs h5py)", cmd_convert,
@@ -172,8 +177,8 @@ def build_parser():
                 cmd_catalog)
         p.add_argument("src", nargs="?", help="downloaded folder/archive/file (with --download: cache folder)")
         p.add_argument("--download", action="store_true", help="download (MD5-checked, cached) first")
-    p = add("create_scenes", "the embedded procedural multi-object scenes dataset (labels included)", cmd_scenes,
-            convert_opts=False)
+    p = add("create_scenes", "the embedded procedural multi-object scenes dataset (labels and layouts included)",
+            cmd_scenes, convert_opts=False)
     p.add_argument("--num-images", type=_COUNT, default=20000)
     p.add_argument("--resolution", type=_RES, default=64)
     p.add_argument("--seed", type=_SEED, default=123)
@@ -186,13 +191,15 @@ def build_parser():
     p = sub.add_parser("info", help="count, resolution, channels, labels, storage mode of a dataset")
     p.add_argument("tfrecord_dir")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("display", help="save (and optionally show) a grid of the first images")
+    p = sub.add_parser("display", help="save (and optionally show) a grid of the first images (and of their "
+                                       "layouts, as <out>_layouts.png)")
     p.add_argument("tfrecord_dir")
     p.add_argument("--out", default="dataset_grid.png", help="PNG to write (default: %(default)s)")
     p.add_argument("--grid", default="8x8", help="columns x rows (default: %(default)s)")
     p.add_argument("--show", action="store_true", help="also open it in an image viewer")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("extract", help="write every image as output_dir/img%%08d.png")
+    p = sub.add_parser("extract", help="write every image as output_dir/img%%08d.png (and its layout as a "
+                                       "coloured palette PNG layout%%08d.png)")
     p.add_argument("tfrecord_dir")
     p.add_argument("output_dir")
     p.add_argument("--resolution", type=_RES, default=None, help="level to extract (default: full)")
@@ -202,7 +209,7 @@ def build_parser():
     p = sub.add_parser("compare", help="compare two datasets image by image (exit 1 when they differ)")
     p.add_argument("tfrecord_dir_a")
     p.add_argument("tfrecord_dir_b")
-    p.add_argument("--ignore-labels", action="store_true")
+    p.add_argument("--ignore-labels", action="store_true", help="compare the images only (not labels or layouts)")
     p.set_defaults(func=cmd_inspect)
     return parser
 

@@ -292,7 +292,8 @@ def test_display_writes_the_first_images_as_a_grid(tmp_path, capsys):
     create_scenes(data, num_images=5, resolution=8, verbose=False)
     png = os.path.join(str(tmp_path), "grid.png")
     rc, _ = _run(["display", data, "--out", png, "--grid", "3x2"], capsys)
-    assert rc == 0 and sorted(os.listdir(str(tmp_path))) == ["grid.png", "scenes"]  # No temporary left.
+    # No temporary left; the scenes' layouts go beside the grid (tests/test_dataset_layouts.py).
+    assert rc == 0 and sorted(os.listdir(str(tmp_path))) == ["grid.png", "grid_layouts.png", "scenes"]
     images = np.stack(list(fmt.iter_images(fmt.DatasetFiles(data))))
     expected = np.zeros([3, 16, 24], np.uint8)                   # 3 columns x 2 rows; the last cell empty.
     for i, image in enumerate(images):

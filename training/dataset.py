@@ -5,7 +5,15 @@ Per level of detail (lod = top log2 - level log2) a pipeline: read (shards inter
 which restores the written order so labels line up) -> take(max_images) -> parse/decode
 (num_threads in parallel; compact storage decodes PNG/JPEG and box-downsamples) -> zip labels ->
 shuffle -> repeat -> prefetch -> batch(placeholder) -> optional mirror; one reinitialisable
-iterator switches between them in configure(minibatch_size, lod)."""
+iterator switches between them in configure(minibatch_size, lod).
+
+Layouts (GANsformer2; training/data/layouts.py), only when asked for with `layouts=`: each element
+gains a third item, a dict (K = max segments per image, dataset.json or `max_segments`):
+  segments    int32 [B,H,W]      0 = background, 1..n = segments back to front (mirrored with the image)
+  categories  int32 [B,K+1]      slot 0: 0 (background), slots 1..n: the segments' categories, empty: -1
+  depths      float32 [B,K+1]    slot i <= n: i / n (0 = background, 1 = frontmost), empty: 0
+  onehot      float32 [B,K+1,H,W] (layouts="onehot" only) one_hot(segments, K+1), channel first
+Without `layouts` the graph is the one built for datasets that have none."""
 
 import os
 
@@ -31,7 +39,9 @@ class TFRecordDataset:
                  num_threads=2,         # Parallel parse/decode calls.
                  mirror_augment=False,  # Flip each image horizontally with probability 1/2.
                  ratio=None,            # height/width of the content; None = from dataset.json or the shape.
-                 seed=None):            # Shuffle / mirror seed; None = nondeterministic.
+                 seed=None,             # Shuffle / mirror seed; None = nondeterministic.
+                 layouts=None,          # None = none; 'index' = segments, categories, depths; 'onehot' = + onehot.
+                 max_segments=None):    # K of the served layouts (>= the dataset's); None = the dataset's.
         self.files = fmt.DatasetFiles(tfrecord_dir)
         self.files.check_files()   # Damaged record framing: one line now, not a DataLossError mid-run.
         self.tfrecord_dir = self.files.dir
@@ -40,6 +50,18 @@ class TFRecordDataset:
         self.dtype = "uint8"
         self.dynamic_range = [0, 255]
         self.mirror_augment = bool(mirror_augment)
+        if layouts not in (None, False, "index", "onehot"):
+            raise dnnlib.UserError("layouts=%r: expected None, 'index' or 'onehot'" % (layouts,))
+        self.layouts = layouts or None
+        self.layout_info = None   # dataset.json's `layouts` (+ max_segments) when layouts are served.
+        self.max_segments = None  # K of the served layouts.
+        if self.layouts:
+            info = self.files.layout_info()
+            self.layout_info = info
+            self.max_segments = int(info["max_segments"] if max_segments is None else max_segments)
+            if self.max_segments < info["max_segments"]:
+                raise dnnlib.UserError("max_segments %d is below the %d segments of some image in %s"
+                                       % (self.max_segments, info["max_segments"], self.tfrecord_dir))
         self._seed = seed
         self._tf_minibatch_in = None
         self._tf_labels_var = None
@@ -113,9 +135,14 @@ class TFRecordDataset:
                 self._tf_datasets[lod] = dset
             # Height/width vary with lod, so the shared iterator leaves them unknown (as StyleGAN2).
             any_ds = self._tf_datasets[0]
-            self._tf_iterator = tf.data.Iterator.from_structure(
-                tf.data.get_output_types(any_ds),
-                (tf.TensorShape([None, self.shape[0], None, None]), tf.TensorShape([None, self.label_size])))
+            shapes = (tf.TensorShape([None, self.shape[0], None, None]), tf.TensorShape([None, self.label_size]))
+            if self.layouts:
+                k1 = self.max_segments + 1
+                shapes += ({"segments": tf.TensorShape([None, None, None]), "categories": tf.TensorShape([None, k1]),
+                            "depths": tf.TensorShape([None, k1])},)
+                if self.layouts == "onehot":
+                    shapes[2]["onehot"] = tf.TensorShape([None, k1, None, None])
+            self._tf_iterator = tf.data.Iterator.from_structure(tf.data.get_output_types(any_ds), shapes)
             self._tf_init_ops = {lod: self._tf_iterator.make_initializer(d) for lod, d in self._tf_datasets.items()}
 
     def _build_pipeline(self, lod, shape, labels_ds, max_images, repeat, shuffle_mb, prefetch_mb, buffer_mb,
@@ -131,10 +158,16 @@ class TFRecordDataset:
         if max_images is not None:
             dset = dset.take(max_images)
         factor = 2 ** (self.files.top_log2 - (self.resolution_log2 - lod)) if compact else 1
-        parse = lambda rec: _parse_record(rec, compact, self.files.top_shape if compact else shape, factor)
-        dset = dset.map(parse, num_parallel_calls=num_threads)
-        dset = tf.data.Dataset.zip((dset, labels_ds))
-        bytes_per_item = int(np.prod(shape))
+        parse_shape = self.files.top_shape if compact else shape
+        if self.layouts:
+            parse = lambda rec: _parse_record_with_layout(rec, compact, parse_shape, factor, self.max_segments)
+            dset = dset.map(parse, num_parallel_calls=num_threads)
+            dset = tf.data.Dataset.zip((dset, labels_ds)).map(lambda x, l: (x[0], l, x[1], x[2]))
+        else:
+            parse = lambda rec: _parse_record(rec, compact, parse_shape, factor)
+            dset = dset.map(parse, num_parallel_calls=num_threads)
+            dset = tf.data.Dataset.zip((dset, labels_ds))
+        bytes_per_item = int(np.prod(shape)) + (shape[1] * shape[2] if self.layouts else 0)
         # Buffers never hold more than one pass of the data: after repeat() a 2 GiB prefetch of a
         # small dataset would otherwise fill with the same images over and over.
         known = [n for n in (self.num_images_total, max_images) if n is not None]
@@ -148,11 +181,28 @@ class TFRecordDataset:
         dset = dset.batch(self._tf_minibatch_in)
         if self.mirror_augment:
             dset = dset.map(self._mirror)
+        if self.layouts:
+            dset = dset.map(self._serve_layouts)
         return dset
 
-    def _mirror(self, images, labels):
+    def _mirror(self, images, labels, *layout):
         flip = tf.random_uniform([tf.shape(images)[0]], 0, 1.0, seed=self._seed) < 0.5
-        return tf.where(flip, tf.reverse(images, axis=[3]), images), labels  # v1 where: picks whole rows.
+        images = tf.where(flip, tf.reverse(images, axis=[3]), images)  # v1 where: picks whole rows.
+        if layout:  # (segments [B,H,W], categories): the same flip as the image.
+            layout = (tf.where(flip, tf.reverse(layout[0], axis=[2]), layout[0]), layout[1])
+        return (images, labels) + tuple(layout)
+
+    def _serve_layouts(self, images, labels, segments, categories):
+        """Batched (uint8 segments [B,H,W], int32 categories [B,K+1]) -> the layout dict (module docstring)."""
+        k1 = self.max_segments + 1
+        count = tf.reduce_sum(tf.cast(categories[:, 1:] >= 0, tf.int32), axis=1, keepdims=True)     # [B,1]
+        slots = tf.range(k1)[None, :]                                                               # [1,K+1]
+        depths = tf.cast(slots, tf.float32) / tf.cast(tf.maximum(count, 1), tf.float32) \
+            * tf.cast(slots <= count, tf.float32)                                                   # [B,K+1]
+        out = {"segments": tf.cast(segments, tf.int32), "categories": categories, "depths": depths}
+        if self.layouts == "onehot":
+            out["onehot"] = tf.transpose(tf.one_hot(out["segments"], k1, dtype=tf.float32), [0, 3, 1, 2])  # [B,K+1,H,W]
+        return images, labels, out
 
     def close(self):
         pass
@@ -167,7 +217,8 @@ class TFRecordDataset:
             self._cur_lod = lod
 
     def get_minibatch_tf(self):
-        """(images uint8 [B,C,H,W], labels [B,label_size]) expressions; call configure() first."""
+        """(images uint8 [B,C,H,W], labels [B,label_size]) expressions, + the layout dict when the
+        dataset was opened with `layouts`; call configure() first."""
         return self._tf_iterator.get_next()
 
     def get_minibatch_np(self, minibatch_size, lod=0):
@@ -215,6 +266,32 @@ def _parse_record(record, compact, shape, factor):
         x = tf.reduce_sum(x, axis=[1, 3]) * (1.0 / (factor * factor))
         img = tf.cast(tf.clip_by_value(tf.math.rint(x), 0, 255), tf.uint8)
     return tf.transpose(img, [2, 0, 1])
+
+
+def _majority_2x(seg):
+    """2x2 majority of an int32 [h,w] map, ties to the highest id: training/data/layouts.downsample_2x."""
+    v = tf.stack([seg[0::2, 0::2], seg[0::2, 1::2], seg[1::2, 0::2], seg[1::2, 1::2]])             # [4,h/2,w/2]
+    counts = tf.reduce_sum(tf.cast(tf.equal(v[:, None], v[None, :]), tf.int32), axis=1)             # [4,h/2,w/2]
+    return tf.reduce_max(counts * 256 + v, axis=0) % 256
+
+
+def _parse_record_with_layout(record, compact, shape, factor, max_segments):
+    """A serialized Example -> (uint8 CHW image, uint8 [H,W] segments, int32 [K+1] categories)."""
+    img = _parse_record(record, compact, shape, factor)
+    key = "layout_encoded" if compact else "layout"
+    feats = tf.parse_single_example(record, features={
+        key: tf.FixedLenFeature([], tf.string), "layout_categories": tf.VarLenFeature(tf.int64)})
+    c, h, w = shape
+    if compact:
+        seg = tf.cast(tf.reshape(tf.io.decode_png(feats[key], channels=1), [h, w]), tf.int32)
+        for _ in range(int(np.log2(factor))):
+            seg = _majority_2x(seg)
+        seg = tf.cast(seg, tf.uint8)
+    else:
+        seg = tf.reshape(tf.decode_raw(feats[key], tf.uint8), [h, w])
+    cats = tf.cast(tf.sparse.to_dense(feats["layout_categories"]), tf.int32)                        # [n]
+    cats = tf.concat([[0], cats, tf.fill([max_segments - tf.size(cats)], -1)], axis=0)
+    return img, seg, tf.reshape(cats, [max_segments + 1])
 
 
 def load_dataset(class_name=None, data_dir=None, tfrecord_dir=None, verbose=False, **kwargs):

@@ -1,6 +1,7 @@
 """Images on disk: dynamic range, grids, PIL conversion, atomic PNG/GIF output, cropping to
 an aspect ratio, and the rendering of attention maps (a colour per latent component) shared
-by the training loop's attention grids and run_generator.py's attention maps.
+by the training loop's attention grids and run_generator.py's attention maps, and of scene
+layouts (a colour per segment, the same palette) for dataset_tool's display and extract.
 
 Numpy and Pillow only (no TensorFlow); training.misc re-exports the StyleGAN2 names
 (adjust_dynamic_range, create_image_grid, convert_to_pil_image, save_image_grid) that
@@ -169,6 +170,31 @@ def render_attention(maps, layer=None):
 
 def has_attention_maps(maps):
     return maps is not None and getattr(maps, "ndim", 0) == 6 and maps.shape[1] > 0
+
+
+# ------------------------------------------------------------------------------------------
+# Scene layouts (GANsformer2): a colour per segment, the attention maps' palette.
+
+
+def layout_palette(num_segments):
+    """uint8 [K+1, 3]: black for the background (0), then palette(K) for segments 1..K."""
+    colours = to_uint8(palette(num_segments).reshape(num_segments, 3, 1, 1)).reshape(num_segments, 3)
+    return np.concatenate([np.zeros([1, 3], np.uint8), colours])
+
+
+def render_layout(segments, num_segments):
+    """Segment maps [B, H, W] (0 = background, 1..K) -> uint8 RGB [B, 3, H, W]; colours depend only
+    on the segment index and K, so one dataset's layouts share a colour key."""
+    segments = np.asarray(segments)
+    return layout_palette(num_segments)[segments.clip(0, num_segments)].transpose(0, 3, 1, 2)
+
+
+def layout_to_pil(segments, num_segments):
+    """One [H, W] segment map as a palette ("P") PIL image: viewers show the colours, and reading a
+    saved PNG as an index image gives the segment ids back (dataset_tool create_from_images --layouts)."""
+    pil = PIL.Image.fromarray(np.asarray(segments, np.uint8), "P")
+    pil.putpalette(layout_palette(num_segments).reshape(-1).tolist())
+    return pil
 
 
 # ------------------------------------------------------------------------------------------

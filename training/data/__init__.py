@@ -7,4 +7,5 @@
 - `writer`: `DatasetWriter`, multi-resolution records written atomically;
 - `catalog`: recipes for the paper's datasets (download, extract, convert);
 - `inspection`: the read-side commands (info, display, extract, compare);
-- `scenes`: the procedural multi-object scenes (the embedded default dataset)."""
+- `scenes`: the procedural multi-object scenes (the embedded default dataset);
+- `layouts`: scene layouts (segment maps + categories): majority down-sampling, label PNGs."""

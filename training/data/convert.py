@@ -9,11 +9,15 @@ width `resolution`. Non-square content is stored as
   native: true H x W records, H = ratio*W rounded to a multiple of W/4 (so every level down to
           width 4 has a whole height; the reader serves [B,C,H,W]), or
   pad:    GANsformer's padded squares: the H x W content centred in a black W x W square; the
-          ratio is kept in dataset.json (dataset.ratio) for cropping samples and metrics."""
+          ratio is kept in dataset.json (dataset.ratio) for cropping samples and metrics.
+Layouts (sources with a `layouts` LabelFolder: create_from_images --layouts DIR) go through the same
+crop, nearest-neighbour resize and padding as their image, then become segments + categories
+(training/data/layouts.py)."""
 
 import numpy as np
 
 import dnnlib
+from training.data import layouts as lay
 from training.data.sources import BadImage
 from training.data.writer import DatasetWriter
 
@@ -90,6 +94,27 @@ class Geometry:
             raise ValueError("ratio_mode must be 'native' or 'pad', got %r" % opts.ratio_mode)
         self.stored_ratio = self.content_h / w
 
+    def _crop_box(self, iw, ih):
+        """Largest centre rectangle of the target aspect in an iw x ih image (left, top, right, bottom)."""
+        aspect = self.content_h / self.w
+        cw, ch = (iw, int(round(iw * aspect))) if iw * aspect <= ih else (int(round(ih / aspect)), ih)
+        left, top = (iw - cw) // 2, (ih - ch) // 2
+        return left, top, left + cw, top + ch
+
+    def apply_ids(self, ids):
+        """An id/label map [h,w] of an image that `apply` accepted -> the stored size: the same crop,
+        nearest-neighbour resize (labels are never interpolated) and zero (background) padding."""
+        import PIL.Image
+        ih, iw = ids.shape
+        if (iw, ih) == (self.w, self.content_h) and self.stored_h == self.content_h:
+            return ids
+        pil = PIL.Image.fromarray(ids.astype(np.int32), "I")
+        pil = pil.crop(self._crop_box(iw, ih)).resize((self.w, self.content_h), PIL.Image.NEAREST)
+        out = np.zeros((self.stored_h, self.w), np.int64)
+        top = (self.stored_h - self.content_h) // 2
+        out[top:top + self.content_h] = np.asarray(pil)
+        return out
+
     def apply(self, img, name):
         """HWC-shaped PIL/array -> (PIL or array at the stored size, changed?)."""
         import PIL.Image
@@ -105,10 +130,7 @@ class Geometry:
         if isinstance(img, np.ndarray):
             img = PIL.Image.fromarray(img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img)
         # Largest centre rectangle of the target aspect, then Lanczos to the content size.
-        aspect = self.content_h / self.w
-        cw, ch = (iw, int(round(iw * aspect))) if iw * aspect <= ih else (int(round(ih / aspect)), ih)
-        left, top = (iw - cw) // 2, (ih - ch) // 2
-        img = img.crop((left, top, left + cw, top + ch)).resize((self.w, self.content_h), PIL.Image.LANCZOS)
+        img = img.crop(self._crop_box(iw, ih)).resize((self.w, self.content_h), PIL.Image.LANCZOS)
         if self.stored_h != self.content_h:
             canvas = PIL.Image.new(img.mode, (self.w, self.stored_h))
             canvas.paste(img, (0, (self.stored_h - self.content_h) // 2))
@@ -124,6 +146,9 @@ def convert(source, tfrecord_dir, opts, meta=None, log=print):
     elif opts.shuffle:
         log("Note: this source is read in its stored order (--shuffle applies only to random-access sources)")
     meta = dict(meta or {}, ratio_mode=opts.ratio_mode)
+    label_folder = getattr(source, "layouts", None)
+    if label_folder is not None:
+        meta["layouts"] = dict(mapping=lay.LABEL_MAPPING, depth="decreasing area (label maps carry no depth)")
     geometry, channels, first_name, skipped, first_error = None, opts.channels, None, 0, None
     with DatasetWriter(tfrecord_dir, storage=opts.storage, shards=opts.shards, overwrite=opts.overwrite,
                        meta=meta, progress_every=opts.progress_every) as writer:
@@ -147,7 +172,13 @@ def convert(source, tfrecord_dir, opts, meta=None, log=print):
                             "--ratio-mode pad keeps it exactly)" % (opts.ratio, geometry.content_h, geometry.w,
                                                                     geometry.stored_ratio))
                     first_name = name
+                layout = None
+                if label_folder is not None:
+                    size = (img.shape[1], img.shape[0]) if isinstance(img, np.ndarray) else img.size
+                    ids, category_of, label_path = label_folder.load(name, size)
                 img, changed = geometry.apply(img, name)
+                if label_folder is not None:
+                    layout = lay.from_ids(geometry.apply_ids(ids), category_of, "label file %s" % label_path)
             except BadImage as e:
                 if not opts.ignore_errors:
                     raise
@@ -157,9 +188,10 @@ def convert(source, tfrecord_dir, opts, meta=None, log=print):
             keep_bytes = (opts.storage == "compact" and encoded is not None and not changed
                           and getattr(img, "mode", None) == ("L" if channels == 1 else "RGB"))
             if keep_bytes:
-                writer.add_encoded([channels, geometry.stored_h, geometry.w], encoded, label)
+                writer.add_encoded([channels, geometry.stored_h, geometry.w], encoded, label, layout)
             else:
-                writer.add_images(_to_array(img, channels).transpose(2, 0, 1), label)
+                writer.add_images(_to_array(img, channels).transpose(2, 0, 1), label,
+                                  None if layout is None else (layout[0][None], [layout[1]]))
         if writer.num_images == 0:
             raise dnnlib.UserError("no usable images in the input%s" % (
                 "; %d skipped, first: %s" % (skipped, first_error) if skipped else ""))

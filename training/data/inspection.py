@@ -1,5 +1,7 @@
 """dataset_tool's read-side commands: info, display (an image grid), extract (PNGs), compare.
-Numpy/Pillow only (no TF graph); format in training/data/records.py."""
+Numpy/Pillow only (no TF graph); format in training/data/records.py. Datasets with layouts also
+get a layout grid (display: `<out>_layouts.png`) and per-image palette PNGs (extract:
+`layout%08d.png`, colour = segment, pixel value = segment id), coloured by training/visuals.py."""
 
 import os
 import shutil
@@ -9,7 +11,7 @@ import numpy as np
 import dnnlib
 from training.data import records as fmt
 from training.data.writer import _remove_stale_temp_dirs
-from training.visuals import save_image_grid
+from training.visuals import layout_to_pil, render_layout, save_image_grid
 
 
 def _save_png(chw, path):
@@ -38,7 +40,16 @@ def info(tfrecord_dir, log=print):
         log("%-11s %s" % (k, v))
     if files.meta.get("label_layout"):
         log("%-11s %s" % ("labels", files.meta["label_layout"]))
+    out.layouts = files.layout_info() if files.has_layouts else None
+    if out.layouts:
+        log("%-11s %s" % ("layouts", ", ".join("%s=%s" % kv for kv in sorted(out.layouts.items()))))
     return out
+
+
+def layouts_png_name(out_png):
+    """display's layout grid beside the image grid: grid.png -> grid_layouts.png."""
+    stem, ext = os.path.splitext(out_png)
+    return stem + "_layouts" + ext
 
 
 def check_image_path(path, what="--out"):
@@ -54,22 +65,30 @@ def display(tfrecord_dir, out_png, grid=(8, 8), show=False, log=print):
     """Save the first grid[0]*grid[1] images as one PNG grid (and open it if show)."""
     check_image_path(out_png, "--out")
     files = fmt.DatasetFiles(tfrecord_dir)
-    imgs = list(fmt.iter_images(files, max_images=grid[0] * grid[1]))
+    items = list(fmt.iter_images(files, max_images=grid[0] * grid[1], with_layouts=files.has_layouts))
+    imgs = [x[0] for x in items] if files.has_layouts else items
     save_image_grid(np.stack(imgs), out_png, drange=(0, 255), grid_size=grid)
     log("Saved %d images of %s to %s" % (len(imgs), tfrecord_dir, out_png))
+    if files.has_layouts:
+        k = files.layout_info()["max_segments"]
+        layouts_png = layouts_png_name(out_png)
+        save_image_grid(render_layout(np.stack([seg for _, (seg, _) in items]), k), layouts_png, drange=(0, 255),
+                        grid_size=grid)
+        log("Saved their layouts to %s" % layouts_png)
     if show:
         import PIL.Image
         PIL.Image.open(out_png).show()
 
 
 def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrite=False, log=print):
-    """Write img%08d.png for every image (at a level if resolution), atomically as a folder."""
+    """Write img%08d.png for every image (at a level if resolution), and layout%08d.png for its
+    layout when the dataset has them, atomically as a folder."""
     output_dir = os.path.normpath(output_dir)
     dnnlib.util.check_output_dir(output_dir, "output folder")
     if os.path.exists(output_dir):
         if not overwrite:
             raise dnnlib.UserError("output %s already exists; pass --overwrite or choose another folder" % output_dir)
-        foreign = [e for e in os.listdir(output_dir) if not (e.startswith("img") and e.endswith(".png"))]
+        foreign = [e for e in os.listdir(output_dir) if not (e.startswith(("img", "layout")) and e.endswith(".png"))]
         if foreign:
             raise dnnlib.UserError("output %s holds files other than extracted img*.png (%s); --overwrite only "
                                    "replaces an earlier extract: choose another folder" % (output_dir, foreign[0]))
@@ -90,8 +109,12 @@ def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrit
     os.makedirs(tmp)
     n = 0
     try:
-        for n, img in enumerate(fmt.iter_images(files, log2, max_images), 1):
+        k = files.layout_info()["max_segments"] if files.has_layouts else None
+        for n, item in enumerate(fmt.iter_images(files, log2, max_images, with_layouts=files.has_layouts), 1):
+            img = item[0] if files.has_layouts else item
             _save_png(img, os.path.join(tmp, "img%08d.png" % (n - 1)))
+            if files.has_layouts:
+                layout_to_pil(item[1][0], k).save(os.path.join(tmp, "layout%08d.png" % (n - 1)))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -102,19 +125,29 @@ def extract(tfrecord_dir, output_dir, resolution=None, max_images=None, overwrit
         shutil.rmtree(old)
     else:
         os.rename(tmp, output_dir)
-    log("Extracted %d images to %s" % (n, output_dir))
+    log("Extracted %d images%s to %s" % (n, " and layouts" if files.has_layouts else "", output_dir))
     return n
 
 
 def compare(dir_a, dir_b, ignore_labels=False, log=print):
-    """Compare two datasets image by image (and labels); returns the number of differences."""
+    """Compare two datasets image by image (and, unless ignore_labels, labels and layouts); returns
+    the number of differences."""
     fa, fb = fmt.DatasetFiles(dir_a), fmt.DatasetFiles(dir_b)
-    diffs, n, first = 0, 0, None
-    it_a, it_b = fmt.iter_images(fa), fmt.iter_images(fb)
+    diffs, n, first, layout_diff = 0, 0, None, 0
+    both = fa.has_layouts and fb.has_layouts and not ignore_labels
+    it_a, it_b = fmt.iter_images(fa, with_layouts=both), fmt.iter_images(fb, with_layouts=both)
     for n, (a, b) in enumerate(zip(it_a, it_b), 1):
+        if both:
+            (a, (sa, ca)), (b, (sb, cb)) = a, b
+            layout_diff += int(sa.shape != sb.shape or not np.array_equal(sa, sb) or not np.array_equal(ca, cb))
         if a.shape != b.shape or not np.array_equal(a, b):
             diffs += 1
             first = n - 1 if first is None else first
+    if fa.has_layouts != fb.has_layouts and not ignore_labels:
+        layout_diff = 1
+        log("Layouts differ in presence")
+    elif layout_diff:
+        log("%d layout(s) differ" % layout_diff)
     extra = sum(1 for _ in it_a) + sum(1 for _ in it_b)
     if extra:
         log("Image counts differ: %d more image(s) in one dataset" % extra)
@@ -129,6 +162,6 @@ def compare(dir_a, dir_b, ignore_labels=False, log=print):
             if label_diff:
                 log("%d label row(s) differ" % label_diff)
     log("%d image(s) compared, %d differ%s" % (n, diffs, "" if first is None else " (first: index %d)" % first))
-    total = diffs + extra + label_diff
+    total = diffs + extra + label_diff + layout_diff
     log("Identical" if total == 0 else "Different")
     return total

@@ -11,7 +11,16 @@ Each record is a tf.train.Example with `shape` (int64 [C,H,W]) and either
   `encoded` PNG/JPEG bytes of the HWC image ("compact" storage, top level only; the reader decodes
             and box-downsamples lower levels itself).
 Non-square datasets hold true H x W images (shape [C,H,W], H = ratio * W) or padded squares with the
-ratio in dataset.json (see dataset_tool.py --ratio-mode)."""
+ratio in dataset.json (see dataset_tool.py --ratio-mode).
+
+Layouts (optional; GANsformer2, training/data/layouts.py) live in the same records, in their own keys,
+so readers that parse only `shape` + `data`/`encoded` (StyleGAN2's) are unaffected:
+  `layout`             raw storage: uint8 [H,W] segment-index bytes at every level (0 = background,
+                       1..n = segments back to front), each level the 2x2 majority of the one above;
+  `layout_encoded`     compact storage: the top level's map as a grayscale PNG (the reader down-samples);
+  `layout_categories`  int64 [n]: category id (>= 1) of segments 1..n, the same at every level.
+dataset.json then holds `layouts` {max_segments K, num_categories, category_names?, mapping?}. Records
+without these keys (older datasets) load as before; asking for their layouts is a UserError."""
 
 import glob
 import json
@@ -97,6 +106,7 @@ class DatasetFiles:
         if first is None:
             raise dnnlib.UserError("%s holds no records; reconvert the dataset" % top_file)
         self.top_shape, self.storage = parse_example(first, "%s (record 0)" % top_file)[0:2]
+        self.has_layouts = parse_layout(first, self.top_shape, self.storage, "%s (record 0)" % top_file) is not None
         if self.top_shape[2] != 2 ** self.top_log2:
             raise dnnlib.UserError("%s holds %d-wide images, but its name says r%02d (width %d); reconvert the "
                                    "dataset" % (top_file, self.top_shape[2], self.top_log2, 2 ** self.top_log2))
@@ -131,6 +141,17 @@ class DatasetFiles:
             out.append(log2_res)
             log2_res -= 1
         return sorted(out)
+
+    def layout_info(self):
+        """dataset.json's `layouts` dict with max_segments (scanned from the records if missing), or
+        a UserError when the dataset has no layouts."""
+        if not self.has_layouts:
+            raise dnnlib.UserError("%s has no layouts (made without them, or by an older dataset_tool); convert it "
+                                   "again with layouts (create_scenes, create_from_images --layouts DIR)" % self.dir)
+        info = dict(self.meta.get("layouts") or {})
+        if not isinstance(info.get("max_segments"), int):
+            info["max_segments"] = max(len(c) for _, (_, c) in iter_images(self, with_layouts=True))
+        return info
 
     def load_labels(self):
         if self.label_file is None:
@@ -172,6 +193,12 @@ def _check_meta(meta, path):
     count = meta.get("num_images")
     if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
         raise dnnlib.UserError("%s: num_images %r must be a whole number >= 1; %s" % (path, count, fix))
+    layouts = meta.get("layouts")
+    if layouts is not None and not (isinstance(layouts, dict) and isinstance(layouts.get("max_segments", 0), int)
+                                    and not isinstance(layouts.get("max_segments", 0), bool)
+                                    and 0 <= layouts.get("max_segments", 0) <= 255):
+        raise dnnlib.UserError("%s: layouts %r must be an object with max_segments in 0..255; %s"
+                               % (path, layouts, fix))
     for key in ("storage", "ratio_mode", "source"):
         if meta.get(key) is not None and not isinstance(meta[key], str):
             raise dnnlib.UserError("%s: %s %r must be a string; %s" % (path, key, meta[key], fix))
@@ -249,6 +276,32 @@ def parse_example(record, where="a record"):
     raise dnnlib.UserError("%s has no `data` or `encoded` feature; not a dataset_tool dataset" % where)
 
 
+def parse_layout(record, shape, storage, where="a record"):
+    """(segments uint8 [H,W], categories int64 [n]) of a serialized record, or None without a layout;
+    UserError naming `where` if damaged."""
+    import tensorflow.compat.v1 as tf
+    feat = tf.train.Example.FromString(record).features.feature
+    key = "layout" if storage == "raw" else "layout_encoded"
+    if key not in feat:
+        return None
+    cats = np.array(feat["layout_categories"].int64_list.value, np.int64) if "layout_categories" in feat else None
+    values = feat[key].bytes_list.value
+    h, w = shape[1], shape[2]
+    if cats is None or len(values) != 1:
+        raise dnnlib.UserError("%s has a damaged layout (%s); reconvert the dataset" % (where, key))
+    if storage == "raw":
+        if len(values[0]) != h * w:
+            raise dnnlib.UserError("%s holds a %d-byte layout for %dx%d pixels; the file is damaged"
+                                   % (where, len(values[0]), w, h))
+        seg = np.frombuffer(values[0], np.uint8).reshape(h, w)
+    else:
+        seg = decode_payload([1, h, w], "compact", values[0], where + " layout")[0]
+    if seg.size and seg.max() > len(cats):
+        raise dnnlib.UserError("%s: layout has segment %d but %d categories; the file is damaged"
+                               % (where, seg.max(), len(cats)))
+    return seg, cats
+
+
 def decode_payload(shape, storage, payload, where="a record"):
     """The CHW uint8 image of a record (numpy / Pillow); UserError naming `where` if damaged."""
     if storage == "raw":
@@ -268,8 +321,12 @@ def decode_payload(shape, storage, payload, where="a record"):
     return img.reshape(img.shape[0], img.shape[1], -1).transpose(2, 0, 1)
 
 
-def iter_images(files_obj, log2_res=None, max_images=None):
-    """CHW uint8 images of a dataset at a level (numpy path, used by dataset_tool)."""
+def iter_images(files_obj, log2_res=None, max_images=None, with_layouts=False):
+    """CHW uint8 images of a dataset at a level (numpy path, used by dataset_tool); with_layouts:
+    (image, (segments uint8 [H,W], categories int64 [n])) pairs (compact: majority down-sampled)."""
+    from training.data import layouts as lay
+    if with_layouts and not files_obj.has_layouts:
+        files_obj.layout_info()  # The UserError for datasets without layouts.
     log2_res = files_obj.top_log2 if log2_res is None else log2_res
     if log2_res not in files_obj.available_log2():
         raise dnnlib.UserError("%s has no level r%02d; available: %s" % (
@@ -292,7 +349,14 @@ def iter_images(files_obj, log2_res=None, max_images=None):
             for _ in range(files_obj.top_log2 - log2_res):
                 x = box_downscale_2x(x)
             img = to_uint8(x)
-        yield img
+        if not with_layouts:
+            yield img
+            continue
+        layout = parse_layout(rec, shape, storage, where)
+        if layout is None:
+            raise dnnlib.UserError("%s has no layout, unlike the first record; reconvert the dataset" % where)
+        yield img, (lay.downsample(layout[0], 2 ** (files_obj.top_log2 - log2_res)) if storage == "compact"
+                    else layout[0], layout[1])
     expected_count = files_obj.meta.get("num_images")
     if expected_count is not None and count < min(expected_count, max_images or expected_count):
         raise dnnlib.UserError("%s holds %d records, but dataset.json says %d images; the file is truncated: "

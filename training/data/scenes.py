@@ -15,6 +15,11 @@ S = len(SHAPES), P = len(PALETTE)):
   [S]                 one-hot shape (SHAPES order)
   [P]                 one-hot color (PALETTE order)
   [3]                 center x, center y, radius, as fractions of the image width/height
+
+Layouts (`render_scenes(..., return_layouts=True)`, written by create_scenes; format in
+training/data/layouts.py): segment s = the s-th present object in drawing order (1 = bottom), so the
+depth order is exact; its category is 1 + its SHAPES index (0 = background). Ground truth by
+construction: segment s covers exactly the pixels painted in object s's colour.
 """
 
 import numpy as np
@@ -73,9 +78,13 @@ def _shape_masks(shape_id, cx, cy, r, coords):
     return mask
 
 
+CATEGORY_NAMES = ("background",) + SHAPES
+
+
 def render_scenes(num_images, resolution=64, seed=0, min_objects=1, max_objects=5, min_radius=0.08,
-                  max_radius=0.2, min_visible=0.3, replace_rounds=3):
-    """(images uint8 [N,3,R,R], labels float32 [N, label_size(max_objects)]), deterministic in seed."""
+                  max_radius=0.2, min_visible=0.3, replace_rounds=3, return_layouts=False):
+    """(images uint8 [N,3,R,R], labels float32 [N, label_size(max_objects)]), deterministic in seed;
+    return_layouts: also (segments uint8 [N,R,R], N category arrays) as a third element."""
     if not 0 <= min_objects <= max_objects <= len(PALETTE):
         raise ValueError("need 0 <= min_objects <= max_objects <= %d, got %d, %d" % (len(PALETTE), min_objects,
                                                                                      max_objects))
@@ -129,7 +138,13 @@ def render_scenes(num_images, resolution=64, seed=0, min_objects=1, max_objects=
     images = images.transpose(0, 3, 1, 2)
 
     labels = _make_labels(present, shape_id, color_id, center, radius, m)
-    return np.ascontiguousarray(images), labels
+    if not return_layouts:
+        return np.ascontiguousarray(images), labels
+    # Segment of slot j = its rank among the image's present objects (drawing order), 1-based.
+    rank = np.where(present, np.cumsum(present, axis=1), 0)                          # [N, M]
+    segments = np.where(obj, rank[img_idx, np.maximum(ids, 0)], 0).astype(np.uint8)  # [N, R, R]
+    categories = [shape_id[i, present[i]].astype(np.int64) + 1 for i in range(n)]
+    return np.ascontiguousarray(images), labels, (segments, categories)
 
 
 def _paint_ids(masks, present):
@@ -173,14 +188,16 @@ def create_scenes(tfrecord_dir, num_images=20000, resolution=64, seed=123, min_o
         raise ValueError("resolution must be a power of two >= 4, got %d" % resolution)
     meta = dict(source="scenes", seed=seed, min_objects=min_objects, max_objects=max_objects,
                 label_layout="count one-hot [%d], then per slot: shape one-hot %s, color one-hot [%d], cx, cy, radius"
-                % (max_objects + 1, list(SHAPES), len(PALETTE)))
+                % (max_objects + 1, list(SHAPES), len(PALETTE)),
+                layouts=dict(category_names=list(CATEGORY_NAMES), depth="drawing order (exact)"))
     with DatasetWriter(tfrecord_dir, storage=storage, shards=shards, overwrite=overwrite, meta=meta,
                        progress_every=5000 if verbose else 0) as writer:
         for b, start in enumerate(range(0, num_images, batch_size)):
             k = min(batch_size, num_images - start)
-            images, labels = render_scenes(k, resolution, seed=[seed & 0xFFFFFFFF, b], min_objects=min_objects,
-                                           max_objects=max_objects, min_radius=min_radius, max_radius=max_radius)
-            writer.add_images(images, labels)
+            images, labels, layouts = render_scenes(
+                k, resolution, seed=[seed & 0xFFFFFFFF, b], min_objects=min_objects, max_objects=max_objects,
+                min_radius=min_radius, max_radius=max_radius, return_layouts=True)
+            writer.add_images(images, labels, layouts)
     if verbose:
         print("Wrote %d scenes at %dx%d to %s" % (num_images, resolution, resolution, tfrecord_dir))
     return tfrecord_dir

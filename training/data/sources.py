@@ -74,9 +74,10 @@ def open_pil(data_or_path, name):
 
 
 class FolderSource(Source):
-    """Every png/jpg/jpeg/webp/bmp under a folder tree (sorted paths); other files are errors."""
+    """Every png/jpg/jpeg/webp/bmp under a folder tree (sorted paths); other files are errors.
+    layouts_dir: a folder of label PNGs paired by relative name (training/data/layouts.py)."""
 
-    def __init__(self, image_dir):
+    def __init__(self, image_dir, layouts_dir=None):
         _require_path(image_dir, "image folder", "check the path")
         if not os.path.isdir(image_dir):
             raise dnnlib.UserError("%s is not a folder; pass the folder that holds the images" % image_dir)
@@ -90,7 +91,14 @@ class FolderSource(Source):
         if not paths:
             raise dnnlib.UserError("no images (%s) found under %s; check the folder" % ("/".join(IMAGE_EXTS), image_dir))
         self.paths, self.others = paths, others
-        super().__init__(len(paths))
+        self.layouts = None
+        if layouts_dir is not None:
+            from training.data.layouts import LabelFolder
+            self.layouts = LabelFolder(layouts_dir, image_dir)
+            real = os.path.realpath(layouts_dir)
+            self.paths = [p for p in paths if not os.path.realpath(p).startswith(real + os.sep)]
+            self.others = [p for p in others if not os.path.realpath(p).startswith(real + os.sep)]
+        super().__init__(len(self.paths))
 
     def items(self, order):
         for p in self.others:  # Reported first, so a stray file fails fast (or is counted).

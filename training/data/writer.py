@@ -2,7 +2,8 @@
 training/data/records.py), atomically: everything is written under `.<name>.tmp-<pid>`
 beside the target and renamed into place only by close(); an exception (or Ctrl-C) inside
 a `with DatasetWriter(...)` block removes the temporary directory. Memory stays flat: each
-image (or batch) is written as it arrives; only the small label rows are kept."""
+image (or batch) is written as it arrives; only the small label rows are kept. Layouts (optional,
+all images or none) are written beside each image at every level (training/data/layouts.py)."""
 
 import io
 import json
@@ -12,6 +13,7 @@ import shutil
 import numpy as np
 
 import dnnlib
+from training.data import layouts as lay
 from training.data import records as fmt
 
 
@@ -42,6 +44,9 @@ class DatasetWriter:
         self.top_log2 = None
         self.writers = {}  # log2 -> list of TFRecordWriters (one per shard)
         self.label_rows = []
+        self.layout_count = 0      # Images written with a layout (all or none).
+        self.max_segments = 0
+        self.max_category = 0
         self.closed = False
 
     # --- adding images ---------------------------------------------------------------
@@ -72,43 +77,70 @@ class DatasetWriter:
             raise dnnlib.UserError("image %d has shape %s but the first image has %s (CHW)"
                                    % (self.num_images, list(shape), self.shape))
 
-    def add_images(self, images, labels=None):
-        """images: uint8 [N,C,H,W] (or [C,H,W]); labels: float [N,D] or None."""
+    def add_images(self, images, labels=None, layouts=None):
+        """images: uint8 [N,C,H,W] (or [C,H,W]); labels: float [N,D] or None; layouts: None or
+        (segments int [N,H,W] (or [H,W]), N category sequences) as in training/data/layouts.py."""
         images = np.asarray(images)
         if images.ndim == 3:
             images = images[None]
         assert images.dtype == np.uint8 and images.ndim == 4, (images.dtype, images.shape)
         self._check_shape(images.shape[1:])
+        layouts = self._check_layouts(layouts, len(images))
         if self.storage == "compact":
-            for img in images:
-                self._write_compact(img.shape, _encode_png(img))
+            for i, img in enumerate(images):
+                self._write_compact(img.shape, _encode_png(img), layouts and (layouts[0][i], layouts[1][i]))
         else:
             x = images
+            seg = None if layouts is None else layouts[0]
             for lod_log2 in range(self.top_log2, 1, -1):
                 q = x if x.dtype == np.uint8 else fmt.to_uint8(x)
                 for i in range(len(q)):
-                    self._write(lod_log2, self.num_images + i, q[i].shape, "data", q[i].tobytes())
+                    extra = None if seg is None else _layout_features("layout", seg[i].tobytes(), layouts[1][i])
+                    self._write(lod_log2, self.num_images + i, q[i].shape, "data", q[i].tobytes(), extra)
                 if lod_log2 > 2:
                     x = fmt.box_downscale_2x(x.astype(np.float32))
+                    seg = None if seg is None else lay.downsample_2x(seg)
         self._add_labels(labels, len(images))
         self._advance(len(images))
 
-    def add_encoded(self, shape, encoded, labels=None):
-        """Compact storage only: an already encoded PNG/JPEG (bytes) of a CHW `shape` image."""
+    def add_encoded(self, shape, encoded, labels=None, layout=None):
+        """Compact storage only: an already encoded PNG/JPEG (bytes) of a CHW `shape` image;
+        layout: None or (segments [H,W], categories)."""
         assert self.storage == "compact"
         self._check_shape(shape)
-        self._write_compact(shape, encoded)
+        layouts = self._check_layouts(None if layout is None else (np.asarray(layout[0])[None], [layout[1]]), 1)
+        self._write_compact(shape, encoded, layouts and (layouts[0][0], layouts[1][0]))
         self._add_labels(labels, 1)
         self._advance(1)
 
-    def _write_compact(self, shape, encoded):
-        self._write(self.top_log2, self.num_images, shape, "encoded", encoded)
+    def _check_layouts(self, layouts, n):
+        """None, or (uint8 [n,H,W], n int64 arrays) after checks; all images have layouts or none."""
+        if self.num_images and (layouts is None) != (self.layout_count == 0):
+            raise ValueError("layouts given for some images but not for image %d" % self.num_images)
+        if layouts is None:
+            return None
+        segments, categories = layouts
+        segments = np.asarray(segments)
+        segments = segments[None] if segments.ndim == 2 else segments
+        if len(segments) != n or len(categories) != n:
+            raise ValueError("%d layouts / %d category lists for %d images" % (len(segments), len(categories), n))
+        checked = [lay.check_layout(s, c, self.shape[1:], "image %d" % (self.num_images + i))
+                   for i, (s, c) in enumerate(zip(segments, categories))]
+        for _, c in checked:
+            self.max_segments = max(self.max_segments, len(c))
+            self.max_category = max(self.max_category, int(c.max(initial=0)))
+        self.layout_count += n
+        return np.stack([s for s, _ in checked]), [c for _, c in checked]
 
-    def _write(self, log2, index, shape, key, payload):
+    def _write_compact(self, shape, encoded, layout=None):
+        extra = None if layout is None else _layout_features("layout_encoded", _encode_png(layout[0][None]), layout[1])
+        self._write(self.top_log2, self.num_images, shape, "encoded", encoded, extra)
+
+    def _write(self, log2, index, shape, key, payload, extra=None):
         import tensorflow.compat.v1 as tf
-        ex = tf.train.Example(features=tf.train.Features(feature={
+        ex = tf.train.Example(features=tf.train.Features(feature=dict({
             "shape": tf.train.Feature(int64_list=tf.train.Int64List(value=list(shape))),
-            key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload]))}))
+            key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload]))}, **(extra or {}))))
         # Round-robin shards (GANsformer): interleaving shards in order restores image order.
         self.writers[log2][index % self.shards].write(ex.SerializeToString())
 
@@ -149,6 +181,11 @@ class DatasetWriter:
         meta = dict(self.meta, storage=self.storage, num_images=self.num_images, shape=self.shape,
                     resolution=2 ** self.top_log2, shards=self.shards, label_size=label_size)
         meta.setdefault("ratio", self.shape[1] / self.shape[2])
+        if self.layout_count:
+            meta["layouts"] = dict(meta.get("layouts") or {}, max_segments=self.max_segments,
+                                   num_categories=self.max_category + 1)
+        else:
+            meta.pop("layouts", None)
         with open(os.path.join(self.tmp_dir, fmt.META_FILE), "w") as f:
             json.dump(meta, f, indent=1)
         self._commit()
@@ -226,6 +263,12 @@ def _remove_stale_temp_dirs(parent, name):
                 os.rename(stale, target)  # Killed between the two renames of _commit: keep the old dataset.
             else:
                 shutil.rmtree(stale, ignore_errors=True)
+
+
+def _layout_features(key, payload, categories):
+    import tensorflow.compat.v1 as tf
+    return {key: tf.train.Feature(bytes_list=tf.train.BytesList(value=[payload])),
+            "layout_categories": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(c) for c in categories]))}
 
 
 def _encode_png(chw):
