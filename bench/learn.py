@@ -2,7 +2,7 @@
 scenes for the same kimg (through run_training.py) and prints JSON with the losses per tick
 and image statistics of each fakes grid over time, next to the same statistics of the reals.
 
-Image statistics use how the scenes are drawn (training/scenes.py): background channels stay
+Image statistics use how the scenes are drawn (training/data/scenes.py): background channels stay
 at or below 110 and every object colour has a channel >= 170, so a pixel is an object pixel
 when its brightest channel is >= 140; objects per image = connected object regions.
 
