@@ -11,6 +11,7 @@ _IS = "metrics.inception_score.IS"
 _PR = "metrics.precision_recall.PR"
 _PPL = "metrics.perceptual_path_length.PPL"
 _KID = "metrics.kernel_inception_distance.KID"
+_ATTN = "metrics.attention_structure.AttentionStructure"
 _SCENES_NET = "scenes_classifier.pkl"  # Shipped in metrics/data/, trained by scripts/train_scene_classifier.py.
 
 metric_defaults = EasyDict([(args.name, args) for args in [
@@ -34,6 +35,7 @@ metric_defaults = EasyDict([(args.name, args) for args in [
              feature_net=_SCENES_NET),
     EasyDict(name="pr_scenes",  func_name=_PR,  count_name=None, num_images=5000, minibatch_per_gpu=32,
              feature_net=_SCENES_NET, nhood_size=3, row_batch_size=10000, col_batch_size=10000),
+    EasyDict(name="attn_scenes", func_name=_ATTN, count_name=None, num_images=1000, minibatch_per_gpu=32),
 ]])
 
 
