@@ -1,7 +1,7 @@
 """TF-1 compatibility for the source code stored in official pickles (REFERENCE.md §10.1).
 
 Official StyleGAN2 / GANsformer pickles carry TF-1 module source (`import tensorflow as tf`,
-`tf.contrib.layers` norms, `tf.contrib.memory_stats`, NumPy 1 calls). `patch_tf1_source`
+the TF-1 `contrib.layers` norms and `contrib.memory_stats`, NumPy 1 calls). `patch_tf1_source`
 rewrites it so that `tf` is `tf1_compat` below: tensorflow.compat.v1 plus hand-written
 contrib norms with the same variable names; Network's import handler applies it to every
 unpickled state. Re-saved networks keep the patched source, which imports `tf1_compat` from
