@@ -155,3 +155,15 @@ def test_a_new_model_family_is_one_module_and_one_row(monkeypatch):
     with pytest.raises(UserError, match="resolution: 24"):
         options.resolve_model("toy", resolution=24)
     assert "width" in options.model_flag_names()[0] and "depth" in options.model_flag_names()[1]
+
+
+@pytest.mark.parametrize("given, fixed, fragment", [
+    (dict(baseline="TransGAN", pl_weight=2.0), dict(baseline="StyleGAN2", pl_weight=2.0),
+     "--pl-weight 2: path-length regularization needs"),
+    (dict(baseline="StyleGAN2", metrics=["attn_scenes"]), dict(metrics=["attn_scenes"]),
+     "the StyleGAN2 preset has no attention")])
+def test_training_options_checked_against_the_model(given, fixed, fragment):
+    """The same option passes with a model that has what it needs."""
+    with pytest.raises(UserError, match=fragment):
+        options.resolve(given)
+    options.resolve(fixed)

@@ -280,22 +280,18 @@ def resolve(given):
     if PRESETS[opts.preset_name]["transformer"]:
         model.update(recipe["gansformer"])
     model.update({k: v for k, v in family_recipe.items() if k not in train_names})
-    if "mbstd_group_size" in d_options(PRESETS[opts.preset_name]["family"]):
+    if "mbstd_group_size" in d_options(family):
         model.setdefault("d_mbstd_group_size", min(opts.batch_gpu, 4))   # GANsformer CLI: min(batch, 4)
     model.update(typed_model)
     if opts.resolution is not None:
         model["resolution"] = opts.resolution    # Checked here; the loop sets it from the data.
     model["ratio"] = opts.ratio
-    validate(train=dict(opts, num_devices=len(opts.gpus)))
+    train_checked = dict(opts, num_devices=len(opts.gpus))
+    validate(train=train_checked)
     if opts.d_reg == "gp" and opts.d_loss != "wgan":
         print("note: --d-reg gp is normally used with --d-loss wgan")
-    if opts.pl_weight > 0 and "return_ws" not in g_options(family):
-        _fail("--pl-weight %g: path-length regularization needs a generator with a mapping network (w); "
-              "the %s preset has none", opts.pl_weight, opts.preset_name)
     gkw, dkw = resolve_model(opts.preset_name, **model)
-    if "attn_scenes" in opts.metrics and not gkw.get("transformer"):   # else it fails at the first snapshot
-        _fail("--metrics attn_scenes: the %s preset has no attention of latents over image regions (GANsformer "
-              "presets have it)", opts.preset_name)
+    validate(train=train_checked, G=gkw, family=family)
     gkw.pop("resolution", None)
     dkw.pop("resolution", None)
     opts.G_args = dict(func_name="training.%s.Generator" % family, **gkw)

@@ -113,6 +113,19 @@ def validate(train=None, G=None, D=None, family="networks"):
     if D is not None:
         _check_values(D, d_funcs, "d_", "d_")
         d_check(_getter(D, d_funcs))
+    if train is not None and G is not None:
+        _validate_training_with_model(train, G, family)
+
+
+def _validate_training_with_model(train, G, family):
+    """Training options that need something of the model (named by train's preset_name if given)."""
+    model = train.get("preset_name", family)
+    if train.get("pl_weight", 0) > 0 and "return_ws" not in g_options(family):
+        _fail("--pl-weight %g: path-length regularization needs a generator with a mapping network (w); "
+              "the %s preset has none", train["pl_weight"], model)
+    if "attn_scenes" in train.get("metrics", ()) and not G.get("transformer"):   # else it fails at a snapshot
+        _fail("--metrics attn_scenes: the %s preset has no attention of latents over image regions (GANsformer "
+              "presets have it)", model)
 
 
 # Every family: each given model option has its default's type, and sizes, counts and rates
