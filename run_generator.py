@@ -7,6 +7,8 @@ Examples:
   python run_generator.py interpolate --network net.pkl --seeds 1,2,3 --space w --component 4 --density 12
   python run_generator.py style-mixing-example --network net.pkl --row-seeds 1-3 --col-seeds 10-13 --col-styles 0-6
   python run_generator.py noise-variation --network net.pkl --seeds 7 --num-samples 16
+  python run_generator.py layout-to-image --network gansformer2.pkl --layouts datasets/scenes_heldout --count 8 --seeds 0-3
+  python run_generator.py restyle --network gansformer2.pkl --layouts labels/ --index 2 --segment 1 --seeds 5 --new-seeds 6-9
 """
 
 import argparse
@@ -89,7 +91,24 @@ def build_parser():
     p = sub.add_parser("noise-variation", help="the same latents with different noise")
     _common(p)
     p.add_argument("--num-samples", type=arg_number(int, low=2), default=16, help="noise draws per seed (default 16)")
+
+    p = sub.add_parser("layout-to-image", help="images from layouts (GANsformer2 execution networks)")
+    _common(p)
+    _layout_source(p)
+    p.add_argument("--count", type=arg_number(int, low=1), default=8, help="layouts to render (default 8)")
+
+    p = sub.add_parser("restyle", help="one segment's latent changed, the rest kept (GANsformer2)")
+    _common(p)
+    _layout_source(p)
+    p.add_argument("--index", type=arg_number(int, low=0), default=0, help="which layout of --layouts (default 0)")
+    p.add_argument("--segment", type=arg_number(int, low=0), required=True, help="segment to restyle (0 = background)")
+    p.add_argument("--new-seeds", required=True, help="seeds of the segment's new latent, e.g. 10-13")
     return parser
+
+
+def _layout_source(parser):
+    parser.add_argument("--layouts", required=True, help="a dataset folder with layouts (dataset_tool.py) or a "
+                                                         "folder of label PNGs (as create_from_images --layouts)")
 
 
 def run(args):
@@ -106,6 +125,9 @@ def run(args):
         row_seeds = parse_int_list(args.row_seeds, "--row-seeds")
         col_seeds = parse_int_list(args.col_seeds, "--col-seeds")
         col_styles = parse_int_list(args.col_styles, "--col-styles")
+    new_seeds = parse_int_list(args.new_seeds, "--new-seeds") if args.command == "restyle" else None
+    if args.command == "restyle" and len(seeds) != 1:
+        raise UserError("restyle: --seeds takes one seed (the latents kept), not %d" % len(seeds))
     if args.command == "interpolate" and len(seeds) < 2:
         raise UserError("interpolate: --seeds needs at least two seeds (e.g. 1,2 or 1-4)")
     if not (args.network.startswith(("http://", "https://", "file://")) or os.path.isfile(args.network)):
@@ -116,6 +138,25 @@ def run(args):
     _G, _D, Gs = misc.load_network_pkl(args.network)
     view = generation.GeneratorView(Gs, batch_size=args.batch_size)
     view.labels(1, args.class_idx)   # --class fits the network, before any folder is made
+    layout_commands = ("layout-to-image", "restyle")
+    if bool(view.layout_slots) != (args.command in layout_commands):
+        raise UserError("%s: this network %s" % (args.command, "renders layouts: use layout-to-image or restyle"
+                                                 if view.layout_slots else "takes no layouts (only GANsformer2 "
+                                                 "execution networks do); try generate-images"))
+    if args.command in layout_commands:
+        from training import layout_generation
+        limit = args.count if args.command == "layout-to-image" else args.index + 1
+        layouts = layout_generation.read_layouts(args.layouts, Gs.output_shape[-1], limit)
+        layout_generation.network_inputs(view, layouts)   # Every layout fits, before any folder is made.
+        if args.command == "layout-to-image":
+            layout_generation.layout_to_image(view, layouts, seeds, args.outdir, args.truncation_psi)
+        elif args.index >= len(layouts):
+            raise UserError("--index %d: --layouts %s has %d layouts" % (args.index, args.layouts, len(layouts)))
+        else:
+            layout_generation.restyle(view, layouts[args.index], seeds[0], args.segment, new_seeds, args.outdir,
+                                      args.truncation_psi)
+        print("Wrote %s" % os.path.abspath(args.outdir))
+        return
     common = dict(truncation_psi=args.truncation_psi, class_idx=args.class_idx, ratio=args.ratio)
     if args.command == "generate-images":
         generation.generate_images(view, seeds, args.outdir, grid=args.grid, **common)

@@ -24,7 +24,8 @@ from training import snapshot
 
 _EPILOG = """presets: --gansformer-default (the released GANsformer; the official spelling
 --ganformer-default is accepted), --gansformer simplex|duplex,
---baseline GAN|StyleGAN2|kGAN|SAGAN|TransGAN|TransGAN-256; flags you type override the preset.
+--baseline GAN|StyleGAN2|kGAN|SAGAN|TransGAN|TransGAN-256, --gansformer2 execution (GANsformer2's
+layout-to-image stage, on a dataset with layouts); flags you type override the preset.
 recipes (training defaults per dataset, by its exact name or --recipe):
 %s
 Reruns continue the latest run of the same name (--restart starts a new one).""" % "\n".join(
@@ -121,6 +122,8 @@ def build_parser():
                         help="The paper's simplex or duplex GANsformer")
     parser.add_argument("--baseline", choices=options.BASELINE_PRESETS, default=None,
                         help="A baseline: " + ", ".join(options.BASELINE_PRESETS))
+    parser.add_argument("--gansformer2", choices=sorted(options.GANSFORMER2_STAGES), default=None,
+                        help="GANsformer2: execution = the layout-to-image stage (a dataset with layouts)")
     _add_model_flags(parser)
     return parser
 

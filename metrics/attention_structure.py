@@ -147,8 +147,8 @@ class AttentionStructure(metric_base.MetricBase):
         del num_gpus  # One tower: the maps travel to the host, which does the work.
         attention_maps_shape(Gs)
         latents = tf.random_normal([self.minibatch_per_gpu] + Gs.input_shape[1:])
-        labels = self._random_labels_tf(Gs, self.minibatch_per_gpu)
-        images, maps = Gs.get_output_for(latents, labels, return_as_list=True, **Gs_kwargs)[:2]
+        cond = self._fake_cond_tf(Gs, self.minibatch_per_gpu)
+        images, maps = Gs.get_output_for(latents, *cond, return_as_list=True, **Gs_kwargs)[:2]
         images = tflib.convert_images_to_uint8(crop_to_ratio(tf.cast(images, tf.float32), self._get_ratio()))
         maps = crop_to_ratio(tf.reduce_mean(tf.cast(maps, tf.float32), axis=3), self._get_ratio())  # [B, k, La, h, w]
         per_layer = None        # {stat: list over layers of [num_images] arrays}

@@ -124,6 +124,7 @@ class MetricBase:
         self._nets_dir = nets_dir
         self._verbose = verbose
         self._dataset_obj = None
+        self._layouts_obj = None
         self._resolution = None
         self._results = []
         self._eval_time = 0.0
@@ -332,11 +333,33 @@ class MetricBase:
             return tf.zeros([minibatch_size, 0 if label_size is None else label_size])
         return self._get_dataset_obj().get_random_labels_tf(minibatch_size)
 
+    def _fake_cond_tf(self, Gs, minibatch_size):
+        """G's inputs after the latents: random dataset labels, or for a layout model (GANsformer2)
+        the layouts of the metric's dataset images (so --dataset can name held-out layouts)."""
+        if "layout_in" not in Gs.input_names:
+            return (self._random_labels_tf(Gs, minibatch_size),)
+        from training import segmenter  # pylint: disable=import-outside-toplevel
+        _images, labels, layout = self._layout_reader(Gs, minibatch_size).get_minibatch_tf()
+        return (labels,) + tuple(segmenter.layout_inputs(layout))
+
+    def _layout_reader(self, Gs, minibatch_size):
+        """A second reader of the metric's dataset serving layouts in Gs's slots, shuffled and repeated."""
+        if self._layouts_obj is None:
+            if not self._dataset_args.get("tfrecord_dir"):
+                raise UserError("Metric %s of a layout-to-image model needs layouts: pass --dataset" % self.name)
+            from training import dataset  # pylint: disable=import-outside-toplevel
+            args = dict(self._dataset_args, shuffle_mb=16, prefetch_mb=16, resolution=Gs.output_shape[-1],
+                        max_label_size=Gs.input_shapes[1][1], layouts="onehot",
+                        max_segments=Gs.input_shapes[2][1] - 1, seed=123)
+            self._layouts_obj = dataset.load_dataset(data_dir=self._data_dir, **args)
+            self._layouts_obj.configure(minibatch_size)
+        return self._layouts_obj
+
     def _fake_images_expr(self, Gs, Gs_kwargs, minibatch_size):
         """float NCHW images in [-1, 1] for fresh random latents, cropped to the ratio."""
         latents = tf.random_normal([minibatch_size] + Gs.input_shape[1:])
-        labels = self._random_labels_tf(Gs, minibatch_size)
-        images = Gs.get_output_for(latents, labels, return_as_list=True, **Gs_kwargs)[0]
+        cond = self._fake_cond_tf(Gs, minibatch_size)
+        images = Gs.get_output_for(latents, *cond, return_as_list=True, **Gs_kwargs)[0]
         return crop_to_ratio(tf.cast(images, tf.float32), self._get_ratio())
 
     def _compute_fake_features(self, Gs, Gs_kwargs, feature_net, num_gpus):

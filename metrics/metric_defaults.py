@@ -13,6 +13,9 @@ _PPL = "metrics.perceptual_path_length.PPL"
 _KID = "metrics.kernel_inception_distance.KID"
 _ATTN = "metrics.attention_structure.AttentionStructure"
 _SCENES_NET = "scenes_classifier.pkl"  # Shipped in metrics/data/, trained by scripts/train_scene_classifier.py.
+_MIOU = "metrics.layout_fidelity.LayoutIoU"
+_DIV = "metrics.layout_fidelity.LayoutDiversity"
+_SCENES_SEGMENTER = "scenes_segmenter.pkl"  # Shipped in metrics/data/, trained by scripts/train_segmenter.py.
 
 metric_defaults = EasyDict([(args.name, args) for args in [
     EasyDict(name="fid50k",    func_name=_FID, count_name="fid{}",   num_images=50000, minibatch_per_gpu=8),
@@ -36,6 +39,10 @@ metric_defaults = EasyDict([(args.name, args) for args in [
     EasyDict(name="pr_scenes",  func_name=_PR,  count_name=None, num_images=5000, minibatch_per_gpu=32,
              feature_net=_SCENES_NET, nhood_size=3, row_batch_size=10000, col_batch_size=10000),
     EasyDict(name="attn_scenes", func_name=_ATTN, count_name=None, num_images=1000, minibatch_per_gpu=32),
+    EasyDict(name="miou_scenes", func_name=_MIOU, count_name=None, num_images=1000, minibatch_per_gpu=32,
+             feature_net=_SCENES_SEGMENTER),
+    EasyDict(name="div_scenes",  func_name=_DIV,  count_name=None, num_images=512, minibatch_per_gpu=8,
+             feature_net=_SCENES_NET, per_layout=8),
 ]])
 
 

@@ -30,6 +30,9 @@ class GeneratorView:
         nets = [Gs] + ([Gs.components.synthesis] if "synthesis" in Gs.components else [])
         accepts = lambda name: any(net.accepts_kwarg(name) for net in nets)
         self.gansformer = Gs.accepts_kwarg("take_ws")  # ours and official GANsformer (return_ws / take_ws)
+        # Layout-to-image networks (GANsformer2) take (layout, segments) after the labels.
+        self.layout_slots = int(Gs.input_shapes[2][1]) if "layout_in" in Gs.input_names else 0
+        self.num_categories = Gs.static_kwargs.get("num_categories")
         # Maps [B, k, L_att, N, H, W]; generators without attention give none or k = 0.
         maps_shape = Gs.output_shapes[1] if len(Gs.output_shapes) > 1 else None
         self.has_maps = bool(maps_shape) and len(maps_shape) == 6 and maps_shape[1] != 0 and maps_shape[2] != 0
@@ -60,6 +63,10 @@ class GeneratorView:
     def _run(self, *arrays, noise="const", **kwargs):
         kwargs.update(self._noise[noise])
         return self.Gs.run(*arrays, minibatch_size=self.batch_size, return_as_list=True, **kwargs)
+
+    def render(self, z, layout, segments, psi, noise="const"):
+        """Images [B, C, H, W] of a layout-to-image network for z [B, S+1, Z] and layouts."""
+        return _finite(self._run(z, self.labels(len(z)), layout, segments, truncation_psi=psi, noise=noise)[0])
 
     def images_and_maps(self, z, labels, psi, noise="const"):
         """(images [B, C, H, W] in [-1, 1], maps [B, k, L_att, N, H, W] or None)."""

@@ -61,29 +61,63 @@ def sample_latents(G, minibatch_size):
     return tf.random_normal([minibatch_size] + list(G.input_shapes[0][1:]))
 
 
-def generate(G, latents, labels, **kwargs):
+def as_cond(cond):
+    """The inputs of G and D after their first (the conditioning): labels alone, or a tuple
+    (labels, layout [B,S,H,W], segments [B,S,2]) for the layout families (GANsformer2)."""
+    return tuple(cond) if isinstance(cond, (tuple, list)) else (cond,)
+
+
+def generate(G, latents, cond, **kwargs):
     """G's images in training mode; G may return (images, attention maps, ...)."""
-    outs = G.get_output_for(latents, labels, is_training=True, return_as_list=True, **kwargs)
+    outs = G.get_output_for(latents, *as_cond(cond), is_training=True, return_as_list=True, **kwargs)
     return outs
 
 
-def discriminate(D, images, labels, augment=None):
-    """D's scores [B, 1] on images, DiffAugment-ed first when a policy is given (so that every
-    image D sees in training, reals, fakes and interpolates alike, is augmented)."""
+def discriminate_all(D, images, cond, augment=None):
+    """(scores [B, 1], segment scores [B, S] or None) of D on images, DiffAugment-ed first when a
+    policy is given (so that every image D sees in training, reals, fakes and interpolates
+    alike, is augmented; validation allows only colour with layouts, which stay aligned)."""
     if augment:    # The ops need static sizes; the reader's reals have none.
         images = tf.reshape(images, [-1] + list(D.input_shapes[0][1:]))
-    outs = D.get_output_for(diff_augment(images, augment), labels, is_training=True, return_as_list=True)
-    return outs[0]
+    outs = D.get_output_for(diff_augment(images, augment), *as_cond(cond), is_training=True, return_as_list=True)
+    return outs[0], (outs[1] if "segment_scores_out" in getattr(D, "output_names", ()) else None)
 
 
-def path_length_penalty(G, latents, labels, pl_decay=0.01, pl_weight=2.0, noise=None):
+def discriminate(D, images, cond, augment=None):
+    """D's scores [B, 1] on images (see discriminate_all)."""
+    return discriminate_all(D, images, cond, augment)[0]
+
+
+# ----------------------------------------------------------------------------
+# GANsformer2's structural terms: segment fidelity (D scores every segment of the layout) and
+# semantic matching (a frozen segmenter's cross-entropy against the source layout).
+
+
+def segment_mean(values, cond):
+    """Mean over each sample's real segments (category >= 0, non-empty mask) of values [B, S] -> [B, 1]."""
+    layout, segments = cond[1], cond[2]
+    valid = tf.cast(tf.logical_and(segments[:, :, 0] >= 0, tf.reduce_sum(layout, axis=[2, 3]) > 0), tf.float32)
+    return tf.reduce_sum(values * valid, axis=1, keepdims=True) / tf.maximum(
+        tf.reduce_sum(valid, axis=1, keepdims=True), 1.0)
+
+
+def semantic_matching(segmenter, images, cond):
+    """Cross-entropy [B, 1] of the segmenter's categories on images against the layout's."""
+    from training import segmenter as seg_lib
+    layout, segments = cond[1], cond[2]
+    logits = segmenter.get_output_for(images)
+    num_categories = logits.shape.as_list()[1]
+    return seg_lib.semantic_matching_loss(logits, seg_lib.category_targets(layout, segments, num_categories))
+
+
+def path_length_penalty(G, latents, cond, pl_decay=0.01, pl_weight=2.0, noise=None):
     """StyleGAN2 path-length regularizer on a separate batch (REFERENCE §5.1).
 
     ws is [B, L, D] (StyleGAN2) or [B, K, L, D] (k latents): the length sums squared
     gradients over features and latents and averages over the L broadcast layers.
     noise: the N(0, I) image-space directions (drawn here when None).
     Returns (penalty [B, 1] times pl_weight, lengths [B])."""
-    outs = generate(G, latents, labels, return_ws=True)
+    outs = generate(G, latents, cond, return_ws=True)
     images, ws = outs[0], outs[-1]
     shape = tf.shape(images)
     if noise is None:
@@ -102,48 +136,67 @@ def path_length_penalty(G, latents, labels, pl_decay=0.01, pl_weight=2.0, noise=
     return penalty[:, None] * pl_weight, lengths
 
 
-def G_loss(G, D, labels, minibatch_size, *, loss, pl_weight, augment=None,
-           pl_minibatch_shrink=2, pl_decay=0.01, latents=None, pl_latents=None):
+def G_loss(G, D, cond, minibatch_size, *, loss, pl_weight, augment=None, segment_weight=0.0,
+           semantic_weight=0.0, segmenter=None, pl_minibatch_shrink=2, pl_decay=0.01, latents=None, pl_latents=None):
     """G's loss and (when pl_weight > 0) path-length regularizer, per sample.
 
-    labels: [B, c_dim] labels for the fakes (the real batch's); latents default to N(0, I);
-    augment: a DiffAugment policy applied before D (None or "" = off)."""
+    cond: the fakes' conditioning (as_cond: labels [B, c_dim], or with layouts); latents default
+    to N(0, I); augment: a DiffAugment policy applied before D (None or "" = off).
+    Layout families: + segment_weight x the same loss on D's segment scores (mean over the
+    segments), + semantic_weight x the segmenter's cross-entropy against the layout."""
     if latents is None:
         latents = sample_latents(G, minibatch_size)
-    fakes = generate(G, latents, labels)[0]
-    scores = discriminate(D, fakes, labels, augment)
+    fakes = generate(G, latents, cond)[0]
+    scores, segment_scores = discriminate_all(D, fakes, cond, augment)
     loss_out = g_loss_from_scores(scores, loss)
+    if segment_scores is not None and segment_weight:
+        loss_out += segment_weight * segment_mean(g_loss_from_scores(segment_scores, loss), cond)
+    if segmenter is not None and semantic_weight:
+        loss_out += semantic_weight * semantic_matching(segmenter, fakes, cond)
     reg = None
     if pl_weight > 0:
         pl_batch = max(minibatch_size // pl_minibatch_shrink, 1)
         if pl_latents is None:
             pl_latents = sample_latents(G, pl_batch)
-        reg, _ = path_length_penalty(G, pl_latents, labels[:pl_batch], pl_decay, pl_weight)
+        pl_cond = tuple(c[:pl_batch] for c in as_cond(cond))
+        reg, _ = path_length_penalty(G, pl_latents, pl_cond, pl_decay, pl_weight)
     return loss_out, reg
 
 
-def D_loss(G, D, reals, labels, minibatch_size, *, loss, reg, gamma, augment=None, latents=None):
+def D_loss(G, D, reals, cond, minibatch_size, *, loss, reg, gamma, augment=None, segment_weight=0.0, latents=None):
     """D's loss and regularizer (r1 on reals, r2 on fakes, gp on interpolations, none).
     loss="wgan" with reg="gp", gamma=10 is TransGAN's WGAN-GP-eps (the 1e-3 E[D(x)^2] drift
-    term is part of the wgan loss). augment: a DiffAugment policy applied before D."""
+    term is part of the wgan loss). augment: a DiffAugment policy applied before D.
+    cond: the reals' conditioning, also the fakes' (a layout family renders the reals' layouts).
+    With segment scores: + segment_weight x the same loss per segment (mean over the segments),
+    and the regularizers act on the global score + segment_weight x the mean segment score."""
     if reg not in D_REGS:
         raise ValueError("d reg: unknown regularizer %r; choose one of %s" % (reg, ", ".join(D_REGS)))
     if latents is None:
         latents = sample_latents(G, minibatch_size)
-    fakes = generate(G, latents, labels)[0]
-    real_scores = discriminate(D, reals, labels, augment)
-    fake_scores = discriminate(D, fakes, labels, augment)
+    fakes = generate(G, latents, cond)[0]
+
+    def scored(images):
+        """(global scores, scores the regularizers differentiate, per-segment scores or None)."""
+        scores, seg = discriminate_all(D, images, cond, augment)
+        if seg is None or not segment_weight:
+            return scores, scores, None
+        return scores, scores + segment_weight * segment_mean(seg, cond), seg
+
+    real_scores, real_total, real_seg = scored(reals)
+    fake_scores, fake_total, fake_seg = scored(fakes)
     loss_out = d_loss_from_scores(real_scores, fake_scores, loss)
+    if real_seg is not None:
+        loss_out += segment_weight * segment_mean(d_loss_from_scores(real_seg, fake_seg, loss), cond)
     if reg == "none" or gamma == 0:
         return loss_out, None
     if reg == "r1":
-        return loss_out, r1_penalty(real_scores, reals, gamma)
+        return loss_out, r1_penalty(real_total, reals, gamma)
     if reg == "r2":
-        return loss_out, r1_penalty(fake_scores, fakes, gamma)
+        return loss_out, r1_penalty(fake_total, fakes, gamma)
     # gp: WGAN-GP, γ/t²·(||∇D(x̂)|| − t)² with t = 1 on a random lerp of reals and fakes.
     target = 1.0
     alpha = tf.random_uniform([tf.shape(reals)[0], 1, 1, 1], 0.0, 1.0, dtype=reals.dtype)
     mixed = reals + (fakes - reals) * alpha
-    mixed_scores = discriminate(D, mixed, labels, augment)
-    norms = tf.sqrt(gradient_square_sum(mixed_scores, mixed) + 1e-8)
+    norms = tf.sqrt(gradient_square_sum(scored(mixed)[1], mixed) + 1e-8)
     return loss_out, tf.square(norms - target) * (gamma / target ** 2)

@@ -56,6 +56,14 @@ _TRANSGAN_256 = dict(_TRANSGAN_CIFAR, latent_size=512, depths=[5, 4, 4, 4, 4, 4]
 _NO_GANSFORMER_COLUMNS = (None,) * (len(PRESET_COLUMNS) - 3)
 _PRESET_ROWS["TransGAN"] = ("networks_transgan",) + _NO_GANSFORMER_COLUMNS + (_TRANSGAN_CIFAR, _TRANSGAN_TRAINING)
 _PRESET_ROWS["TransGAN-256"] = ("networks_transgan",) + _NO_GANSFORMER_COLUMNS + (_TRANSGAN_256, _TRANSGAN_TRAINING)
+# GANsformer2's execution stage (training/networks_gansformer2.py, layout-to-image; --gansformer2
+# execution): 512-wide latents per slot, layout attention from 4x4 up, multiplicative integration
+# with layer norm, latents updated from their segments, segments scored at 16x16 (the rest: its
+# build functions' defaults); the default training recipe (non-saturating logistic, lazy R1). The
+# GANsformer columns its Generator takes (latent_size, img2ltnt, integration, norm) are filled in.
+_GANSFORMER2 = dict(dict.fromkeys(PRESET_COLUMNS), family="networks_gansformer2", latent_size=512, img2ltnt=True,
+                    integration="mul", norm="layer", family_opts=dict(d_segment_res=4), training={})
+_PRESET_ROWS["gansformer2"] = tuple(_GANSFORMER2[col] for col in PRESET_COLUMNS)
 assert all(len(row) == len(PRESET_COLUMNS) for row in _PRESET_ROWS.values())
 PRESETS = {name: dict(zip(PRESET_COLUMNS, row)) for name, row in _PRESET_ROWS.items()}
 # A model family is a network module training/<family>.py with build functions Generator and
@@ -102,6 +110,9 @@ FAMILY_RECIPES = {
     # self-attention in 16x16 windows at 32x32; D 16x16 and 8x8 tokens of width 48 + 16).
     "networks_transgan": {"scenes": dict(latent_size=128, embed_dim=256, depths=[2, 2, 1], grid_above=16, d_patch_size=2,
                                 d_scale_dims=[48, 16], d_depths=[1, 1], d_steps=2, g_lr=2e-4, d_lr=2e-4)},
+    # The main job for GANsformer2 (channels 2048 / 64 from the scenes row): 128-wide latents per
+    # slot, 4-layer mappings, layout attention at every width 4x4..32x32, segments scored at 8x8.
+    "networks_gansformer2": {"scenes": dict(latent_size=128, mapping_num_layers=4, d_segment_res=3)},
 }
 EMBEDDED_DATASET = "scenes"
 EMBEDDED_SCENES = dict(num_images=20000, resolution=64, seed=123)   # made on first use of the main job
@@ -126,6 +137,12 @@ FLAGS = [
     ("clip_grad_norm", "float", 0.0, "Clip each optimizer step's gradients to this global norm (0 = off; TransGAN: 5)"),
     ("augment", "str", "", "DiffAugment policy for reals and fakes before D, comma-separated: translation[=ratio] "
                            "(default 1/8), cutout[=fraction of the batch] (default 1), color; empty = off"),
+    ("segment_weight", "float", 1.0, "GANsformer2: weight of the segment-fidelity terms (D scores every segment "
+                                     "of the layout; the loss per segment, averaged, is added to G's and D's)"),
+    ("semantic_weight", "float", 0.0, "GANsformer2: weight of semantic matching (the --segmenter's cross-entropy "
+                                      "on the fakes against their layouts, added to G's loss; 0 = off)"),
+    ("segmenter", "str", None, "GANsformer2: segmenter pickle of semantic matching (scripts/train_segmenter.py; "
+                               "the scenes ship metrics/data/scenes_segmenter.pkl)"),
     ("g_reg_interval", "int", 4, "Lazy G regularization every this many minibatches (1 = not lazy: in the G step)"),
     ("d_reg_interval", "int", 16, "Lazy D regularization every this many minibatches (1 = not lazy: in the D step)"),
     ("adam_beta1", "float", 0.0, "Adam beta1 of both optimizers"),
@@ -155,13 +172,16 @@ RECIPE_FLAGS = [
     ("g_lr", "float", "Generator learning rate"),
     ("d_lr", "float", "Discriminator learning rate"),
 ]
-PRESET_FLAGS = ("gansformer_default", "gansformer", "baseline")
+PRESET_FLAGS = ("gansformer_default", "gansformer", "baseline", "gansformer2")
+# --gansformer2 <stage> -> its preset (the planning stage is a later issue).
+GANSFORMER2_STAGES = {"execution": "gansformer2"}
 # Options that name the run's place, length and bookkeeping, not the model: left out of its name.
 RUN_MANAGEMENT = {"data_dir", "result_dir", "resume", "restart", "dry_run", "metrics", "snapshot_ticks",
                   "keep_snapshots", "total_kimg", "kimg_per_tick", "gpus", "batch_gpu", "grid_size", "dataset",
                   "resolution", "seed", "recipe"}
 # Network options set from the dataset or at run time, never from the command line.
-MODEL_EXCLUDED = {"resolution", "ratio", "num_channels", "c_dim", "is_validation", "return_ws", "take_ws", "is_training"}
+MODEL_EXCLUDED = {"resolution", "ratio", "num_channels", "c_dim", "is_validation", "return_ws", "take_ws", "is_training",
+                  "max_segments", "num_categories"}
 
 
 def recipe_defaults(name):
@@ -237,6 +257,8 @@ def preset_name(given):
     chosen = [k for k in PRESET_FLAGS if given.get(k) not in (None, False)]
     if len(chosen) > 1:
         _fail("--%s contradict each other; choose one preset", " and --".join(k.replace("_", "-") for k in chosen))
+    if given.get("gansformer2"):
+        return GANSFORMER2_STAGES[given["gansformer2"]]
     return given.get("gansformer") or given.get("baseline") or "gansformer"
 
 
@@ -323,8 +345,11 @@ def loop_kwargs(opts, device_type="cpu", tf_config=None, resume_pkl=None):
     if opts.ratio != 1.0:
         dataset_args["ratio"] = opts.ratio
     return dict(G_args=dict(opts.G_args), D_args=dict(opts.D_args), dataset_args=dataset_args,
-                G_loss_args=dict(loss=opts.g_loss, pl_weight=opts.pl_weight, augment=opts.augment),
-                D_loss_args=dict(loss=opts.d_loss, reg=opts.d_reg, gamma=opts.gamma, augment=opts.augment),
+                G_loss_args=dict(loss=opts.g_loss, pl_weight=opts.pl_weight, augment=opts.augment,
+                                 segment_weight=opts.segment_weight, semantic_weight=opts.semantic_weight,
+                                 segmenter=opts.segmenter),
+                D_loss_args=dict(loss=opts.d_loss, reg=opts.d_reg, gamma=opts.gamma, augment=opts.augment,
+                                 segment_weight=opts.segment_weight),
                 d_steps=opts.d_steps, clip_grad_norm=opts.clip_grad_norm,
                 batch_size=opts.batch_size, batch_gpu=opts.batch_gpu, num_gpus=len(opts.gpus),
                 device_type=device_type, device_ids=list(opts.gpus),

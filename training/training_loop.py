@@ -40,11 +40,12 @@ def process_reals(images, dynamic_range, mirror_augment):
         return images
 
 
-def build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_labels, cfg,
+def build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_cond, cfg,
                          latents_for=None):
     """Towers of losses on each device, registered with G/D optimizers (+ lazy-reg ones).
 
-    get_reals(tower) -> (reals float [-1,1], labels); get_fake_labels(tower, n) -> labels;
+    get_reals(tower) -> (reals float [-1,1], cond); get_fake_cond(tower, n) -> cond (loss.as_cond:
+    labels, or labels with a layout);
     latents_for(tower, which, n) -> z or None (tests pass fixed latents).
     A regularizer with interval 1 is not lazy: it joins its loss in one step (TransGAN's GP).
     Returns an EasyDict of ops and mean losses to fetch."""
@@ -68,14 +69,14 @@ def build_training_graph(G, D, devices, batch_gpu, get_reals, get_fake_labels, c
         with tf.name_scope("Tower%d" % tower), tf.device(device):
             G_t = G if tower == 0 else G.clone(G.name + "_shadow%d" % tower)
             D_t = D if tower == 0 else D.clone(D.name + "_shadow%d" % tower)
-            reals, labels = get_reals(tower)
+            reals, cond = get_reals(tower)
             z = latents_for(tower, "G", batch_gpu) if latents_for else None
             with tf.name_scope("G_loss"):
-                G_loss, G_reg = loss_lib.G_loss(G_t, D_t, get_fake_labels(tower, batch_gpu), batch_gpu,
+                G_loss, G_reg = loss_lib.G_loss(G_t, D_t, get_fake_cond(tower, batch_gpu), batch_gpu,
                                                 latents=z, **cfg.G_loss_args)
             z = latents_for(tower, "D", batch_gpu) if latents_for else None
             with tf.name_scope("D_loss"):
-                D_loss, D_reg = loss_lib.D_loss(G_t, D_t, reals, labels, batch_gpu, latents=z, **cfg.D_loss_args)
+                D_loss, D_reg = loss_lib.D_loss(G_t, D_t, reals, cond, batch_gpu, latents=z, **cfg.D_loss_args)
             G_loss = tf.reduce_mean(G_loss)
             D_loss = tf.reduce_mean(D_loss)
             G_reg = tf.reduce_mean(G_reg) if g_reg_on and G_reg is not None else None
@@ -235,8 +236,11 @@ def training_loop(*,
     # Set-up: progress, data, networks, graph, fixed sample latents.
     progress = resume_progress(resume, seed)
     devices = ["/%s:%d" % (device_type, i) for i in device_ids]
-    training_set = load_training_set(dataset_args, mirror_augment, (seed + progress.cur_nimg) % (1 << 31))
+    layouts = validation.takes_layouts(validation.family_of(G_args.get("func_name")))
+    training_set = load_training_set(dataset_args, mirror_augment, (seed + progress.cur_nimg) % (1 << 31), layouts)
     G, D, Gs = build_networks(G_args, D_args, training_set, devices[0], resume or pretrained_pkl)
+    if cfg.G_loss_args.get("segmenter"):
+        cfg.G_loss_args["segmenter"] = load_segmenter(cfg.G_loss_args["segmenter"], training_set, devices[0])
     ops = build_training_graph(G, D, devices, batch_gpu, *reader_inputs(training_set), cfg)
     Gs_beta = 0.5 ** (batch_size / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
     with tf.device(devices[0]):
@@ -247,14 +251,14 @@ def training_loop(*,
     grid = sample_grid(progress, G, training_set, grid_size)
     if progress.cur_nimg == 0:
         with reading_records(dataset_args):
-            reals_np, _ = training_set.get_minibatch_np(min(grid_size[0] * grid_size[1], 64))
+            reals_np = training_set.get_minibatch_np(min(grid_size[0] * grid_size[1], 64))[0]
         visuals.save_image_grid(reals_np, os.path.join(run_dir, "reals.png"),
                                 drange=training_set.dynamic_range, grid_size=None)
-        visuals.save_fakes(Gs, grid.latents, grid.labels, run_dir, "init", grid_size, G_args)
+        visuals.save_fakes(Gs, grid.latents, grid.cond, run_dir, "init", grid_size, G_args)
     training_set.configure(batch_gpu)  # After the grid: get_minibatch_np reconfigures the reader.
 
     def write_snapshot():
-        state_out = dict(seed=seed, grid_latents=grid.latents, grid_labels=grid.labels, cur_nimg=progress.cur_nimg,
+        state_out = dict(seed=seed, grid_latents=grid.latents, grid_labels=grid.cond[0], grid_cond=grid.cond, cur_nimg=progress.cur_nimg,
                          cur_tick=progress.cur_tick, elapsed_time=progress.elapsed(),
                          np_rng_state=progress.rng.get_state(),
                          tf_vars=dict(zip([v.name for v in extra_vars], tflib.run(extra_vars))))
@@ -288,7 +292,7 @@ def training_loop(*,
         report_tick(progress, sums, total_nimg)
         if snapshot_ticks and (progress.cur_tick % snapshot_ticks == 0 or done):
             last_snapshot = write_snapshot()
-            visuals.save_fakes(Gs, grid.latents, grid.labels, run_dir, "%06d" % (progress.cur_nimg // 1000),
+            visuals.save_fakes(Gs, grid.latents, grid.cond, run_dir, "%06d" % (progress.cur_nimg // 1000),
                                grid_size, G_args)
             if metrics:  # As run_metrics.py does; each result is appended to run_dir/metric-<name>.txt.
                 values = metric_base.evaluate_metrics(
@@ -348,9 +352,11 @@ def resume_progress(resume, seed):
     return progress
 
 
-def load_training_set(dataset_args, mirror_augment, seed):
+def load_training_set(dataset_args, mirror_augment, seed, layouts=False):
+    """The reader; with layouts (a layout family's networks) it also serves one-hot layouts."""
     from training import dataset as dataset_lib
-    training_set = dataset_lib.load_dataset(verbose=True, mirror_augment=mirror_augment, seed=seed, **dataset_args)
+    training_set = dataset_lib.load_dataset(verbose=True, mirror_augment=mirror_augment, seed=seed,
+                                            layouts="onehot" if layouts else None, **dataset_args)
     print("Dataset: %s, %d channels, %dx%d, %d label dims"
           % (dataset_args.get("tfrecord_dir"), training_set.shape[0], training_set.shape[1],
              training_set.shape[2], training_set.label_size))
@@ -363,6 +369,9 @@ def build_networks(G_args, D_args, training_set, device, source):
     source (a snapshot or pickle) when given."""
     geometry = dict(num_channels=training_set.shape[0], resolution=training_set.resolution,
                     ratio=training_set.shape[1] / training_set.shape[2], c_dim=training_set.label_size)
+    if training_set.layouts:    # A layout family: slots and categories from the dataset.
+        geometry.update(max_segments=training_set.max_segments,
+                        num_categories=int(training_set.layout_info["num_categories"]))
     with tf.device(device):
         G = tflib.Network("G", **dict(G_args, **geometry))
         D = tflib.Network("D", **dict(D_args, **geometry))
@@ -378,14 +387,36 @@ def build_networks(G_args, D_args, training_set, device, source):
 
 
 def reader_inputs(training_set):
-    """(get_reals, get_fake_labels) for build_training_graph, from the reader."""
+    """(get_reals, get_fake_cond) for build_training_graph, from the reader. The conditioning
+    (loss.as_cond) is the labels, or with layouts (labels, layout, segments): the fakes of the G
+    step then render the layouts of another minibatch of reals."""
     def get_reals(tower):
-        images, labels = training_set.get_minibatch_tf()
-        return process_reals(images, training_set.dynamic_range, False), labels  # Mirrored by the reader.
+        element = training_set.get_minibatch_tf()
+        reals = process_reals(element[0], training_set.dynamic_range, False)  # Mirrored by the reader.
+        if not training_set.layouts:
+            return reals, element[1]
+        from training import segmenter
+        return reals, (element[1],) + tuple(segmenter.layout_inputs(element[2]))
 
-    def get_fake_labels(tower, n):
+    def get_fake_cond(tower, n):
+        if training_set.layouts:
+            return get_reals(tower)[1]
         return training_set.get_random_labels_tf(n)
-    return get_reals, get_fake_labels
+    return get_reals, get_fake_cond
+
+
+def load_segmenter(path, training_set, device):
+    """The frozen segmenter of the semantic-matching loss (scripts/train_segmenter.py), checked
+    against the dataset's categories."""
+    from training import misc
+    with tf.device(device):
+        net = misc.load_pkl(path)
+    categories = int(training_set.layout_info["num_categories"])
+    if not isinstance(net, tflib.Network) or net.output_shape[1] != categories:
+        raise UserError("--segmenter %s: expected a segmenter network of %d categories (the dataset's), got %s"
+                        % (path, categories, getattr(net, "output_shape", type(net).__name__)))
+    print("Semantic matching: segmenter %s" % path)
+    return net
 
 
 def restore_state_variables(progress, extra_vars):
@@ -399,14 +430,20 @@ def restore_state_variables(progress, extra_vars):
 
 
 def sample_grid(progress, G, training_set, grid_size):
-    """Fixed latents and labels of the fakes grids (kept across resumes, so grids compare)."""
+    """Fixed latents and conditioning (loss.as_cond) of the fakes grids (kept across resumes, so
+    grids compare); a layout family renders the layouts of a minibatch of reals."""
     state = progress.state
     if state and "grid_latents" in state:
-        return dnnlib.EasyDict(latents=state["grid_latents"], labels=state["grid_labels"])
+        return dnnlib.EasyDict(latents=state["grid_latents"], cond=state.get("grid_cond", (state["grid_labels"],)))
     num = grid_size[0] * grid_size[1]
     latents = progress.rng.randn(num, *G.input_shape[1:]).astype(np.float32)
+    if training_set.layouts:
+        from training import segmenter
+        _, labels, layout = training_set.get_minibatch_np(num)
+        cond = (labels,) + tuple(segmenter.layout_inputs_np(layout["segments"], layout["categories"], layout["depths"]))
+        return dnnlib.EasyDict(latents=latents, cond=cond)
     labels = training_set.get_random_labels_np(num) if training_set.label_size else np.zeros([num, 0], np.float32)
-    return dnnlib.EasyDict(latents=latents, labels=labels)
+    return dnnlib.EasyDict(latents=latents, cond=(labels,))
 
 
 def run_minibatch(ops, cfg, minibatch_count, sums):

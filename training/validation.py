@@ -6,6 +6,7 @@ files, no TF graph; errors are UserErrors naming the option as the command line 
 import importlib
 import inspect
 import math
+import os
 
 from dnnlib.util import UserError
 from training import networks
@@ -22,7 +23,8 @@ _NOT_OPTIONS = ("is_template_graph", "components")
 # Unprefixed options that D shares with G.
 D_SHARED = ("resolution", "ratio", "num_channels", "c_dim", "channel_base", "channel_max", "resample_kernel",
             "components_num", "latent_size", "num_heads", "attention_dropout", "use_pos", "pos_dim", "pos_type",
-            "pos_init", "pos_directions_num", "mlp_ratio", "window_size", "grid_above", "rel_pos")
+            "pos_init", "pos_directions_num", "mlp_ratio", "window_size", "grid_above", "rel_pos",
+            "max_segments", "num_categories")
 
 
 def _keywords(func):
@@ -40,6 +42,19 @@ def family_funcs(family="networks"):
         raise UserError("model family %r: cannot import training/%s.py (%s)" % (family, family, error)) from None
     g_names = FAMILY_G_FUNCS.get(family, ("Generator",))
     return tuple(getattr(module, n) for n in g_names), (module.Discriminator,)
+
+
+def takes_layouts(family="networks"):
+    """Whether the family's networks take a scene layout (GANsformer2: inputs layout_in and
+    segments_in after the labels); the loop then reads the dataset's layouts."""
+    g_func = family_funcs(family)[0][0]
+    return "layout_in" in inspect.signature(g_func).parameters
+
+
+def family_of(func_name):
+    """training.<family>.Generator -> <family> (the network module of a build-function name)."""
+    parts = func_name.split(".") if isinstance(func_name, str) else []
+    return parts[1] if len(parts) == 3 and parts[0] == "training" else "networks"
 
 
 def g_options(family="networks"):
@@ -126,6 +141,26 @@ def _validate_training_with_model(train, G, family):
     if "attn_scenes" in train.get("metrics", ()) and not G.get("transformer"):   # else it fails at a snapshot
         _fail("--metrics attn_scenes: the %s preset has no attention of latents over image regions (GANsformer "
               "presets have it)", model)
+    _validate_layout_training(train, model, takes_layouts(family))
+
+
+def _validate_layout_training(train, model, layouts):
+    """GANsformer2's losses need a layout model; its layouts must stay aligned with the images."""
+    segmenter, semantic = train.get("segmenter"), train.get("semantic_weight", 0)
+    if not layouts:
+        if segmenter or semantic:
+            _fail("--%s: semantic matching needs a layout-to-image model (--gansformer2 execution); the %s "
+                  "preset has none", "segmenter" if segmenter else "semantic-weight", model)
+        return
+    from training import augment
+    spatial = [op for op, _ in augment.parse_policy(train.get("augment") or "") if op in ("translation", "cutout")]
+    if spatial:
+        _fail("--augment %s: %s would move the image off its layout; only color keeps them aligned",
+              train["augment"], " and ".join(spatial))
+    if semantic and not segmenter:
+        _fail("--semantic-weight %g: needs --segmenter PKL (scripts/train_segmenter.py)", semantic)
+    if segmenter and not os.path.isfile(segmenter):
+        _fail("--segmenter %s: no such file", segmenter)
 
 
 # Every family: each given model option has its default's type, and sizes, counts and rates
@@ -191,7 +226,8 @@ def _validate_training(t):
     for key, integer in positive.items():
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], above=0, integer=integer)
-    for key in ("gamma", "ema_kimg", "pl_weight", "adam_beta1", "adam_eps", "clip_grad_norm"):
+    for key in ("gamma", "ema_kimg", "pl_weight", "adam_beta1", "adam_eps", "clip_grad_norm", "segment_weight",
+                "semantic_weight"):
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], low=0)
     for key in ("adam_beta1", "adam_beta2"):
@@ -387,5 +423,42 @@ def _validate_transgan_discriminator(d):
     _transgan_common(d, "d_", widths, [sum(dims[:s + 1]) for s in range(len(dims))])
 
 
+def _gansformer2_common(get, prefix):
+    """Checks G and D of GANsformer2 share: square power-of-two images, segment slots, categories."""
+    r = _check_geometry(prefix, get("resolution"), get("ratio"))
+    if get("ratio") != 1:
+        _fail("%sratio: %r; GANsformer2 builds square images only (ratio 1)", prefix, get("ratio"))
+    _number("max_segments", get("max_segments"), low=1, integer=True)
+    if get("max_segments") > 255:
+        _fail("max_segments: %d is above 255 (segment maps are stored as uint8)", get("max_segments"))
+    _number("num_categories", get("num_categories"), low=2, integer=True)
+    return r
+
+
+def _validate_gansformer2_generator(g):
+    r = _gansformer2_common(g, "")
+    for name in ("latent_size", "mapping_num_layers", "end_res"):
+        _number(name, g(name), low=1, integer=True)
+    _number("start_res", g("start_res"), low=0, integer=True)
+    _check_choices([("integration", g("integration"), networks.INTEGRATIONS), ("norm", g("norm"), networks.NORMS),
+                    ("noise_mode", g("noise_mode"), networks.NOISE_MODES)])
+    if not any(g("start_res") <= rr < g("end_res") for rr in range(2, r + 1)):
+        _fail("end_res: %d with start_res %d leaves no layout attention among log2 widths 2..%d (resolution %d), "
+              "so G would ignore the layout", g("end_res"), g("start_res"), r, g("resolution"))
+
+
+def _validate_gansformer2_discriminator(d):
+    r = _gansformer2_common(d, "d_")
+    _number("d_segment_res", d("segment_res"), low=2, integer=True)
+    if d("segment_res") > r:
+        _fail("d_segment_res: %d is outside 2..%d (log2 widths of D's feature levels at resolution %d)",
+              d("segment_res"), r, d("resolution"))
+    _number("d_mbstd_group_size", d("mbstd_group_size"), low=0, integer=True)
+    c4 = networks.channels(2, d("channel_base"), d("channel_max"))
+    if c4 % d("mbstd_num_channels"):
+        _fail("d_mbstd_num_channels: %d does not divide the %d channels at 4x4", d("mbstd_num_channels"), c4)
+
+
 FAMILY_CHECKS = {"networks": (_validate_generator, _validate_discriminator),
-                 "networks_transgan": (_validate_transgan_generator, _validate_transgan_discriminator)}
+                 "networks_transgan": (_validate_transgan_generator, _validate_transgan_discriminator),
+                 "networks_gansformer2": (_validate_gansformer2_generator, _validate_gansformer2_discriminator)}

@@ -201,13 +201,20 @@ def layout_to_pil(segments, num_segments):
 # Sample grids written during training.
 
 
-def save_fakes(Gs, latents, labels, run_dir, tag, grid_size, G_args=None):
+def save_fakes(Gs, latents, cond, run_dir, tag, grid_size, G_args=None):
     """fakes<tag>.png and, when G returns attention maps, attention<tag>.png (coloured as
-    run_generator.py's attention maps)."""
-    outs = Gs.run(latents, labels, is_validation=True, minibatch_size=8, return_as_list=True)
+    run_generator.py's attention maps). cond: labels, or (labels, layout [B,S,H,W], segments) for
+    a layout family, whose grid layouts are written once as layouts.png beside the fakes."""
+    cond = tuple(cond) if isinstance(cond, (tuple, list)) else (cond,)
+    outs = Gs.run(latents, *cond, is_validation=True, minibatch_size=8, return_as_list=True)
     images = outs[0]
     save_image_grid(images, os.path.join(run_dir, "fakes%s.png" % tag), drange=(-1, 1), grid_size=grid_size)
     maps = outs[1] if len(outs) > 1 else None
     if has_attention_maps(maps):
         save_image_grid(render_attention(maps), os.path.join(run_dir, "attention%s.png" % tag),
                         drange=(0, 255), grid_size=grid_size)
+    layouts_png = os.path.join(run_dir, "layouts.png")
+    if len(cond) > 1 and not os.path.exists(layouts_png):
+        layout = np.asarray(cond[1])
+        save_image_grid(render_layout(layout.argmax(axis=1), layout.shape[1] - 1), layouts_png, drange=(0, 255),
+                        grid_size=grid_size)

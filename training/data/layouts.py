@@ -104,7 +104,7 @@ class LabelFolder:
             raise dnnlib.UserError("--layouts %s is not a folder; pass the folder that holds the label PNGs"
                                    % layouts_dir)
         self.dir, self.image_dir = layouts_dir, image_dir
-        self.panoptic = _load_panoptic_json(layouts_dir)
+        self.panoptic = read_panoptic(layouts_dir)
 
     def candidates(self, image_path):
         rel = os.path.relpath(image_path, self.image_dir)
@@ -130,24 +130,31 @@ class LabelFolder:
         if pil.size != tuple(image_size):
             raise BadImage("label file %s is %dx%d but image %s is %dx%d; they must be the same size"
                            % ((path,) + pil.size + (image_path,) + tuple(image_size)))
-        if pil.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"):
-            ids = np.asarray(pil if pil.mode != "1" else pil.convert("L")).astype(np.int64)
-            if ids.ndim != 2:
-                raise BadImage("label file %s (of image %s) has mode %s; expected one channel" % (path, image_path,
-                                                                                                  pil.mode))
-            if ids.max(initial=0) >= INSTANCE_BASE:
-                return ids, (lambda i: i // INSTANCE_BASE if i >= INSTANCE_BASE else i), path
-            return ids, (lambda i: i), path
-        if pil.mode in ("RGB", "RGBA"):
-            rgb = np.asarray(pil.convert("RGB")).astype(np.int64)
-            ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-            cats = self.panoptic.get(os.path.basename(path), {})
-            return ids, (lambda i: int(cats.get(i, 1))), path
-        raise BadImage("label file %s (of image %s) has mode %s; expected a single-channel index PNG or an RGB "
-                       "panoptic PNG" % (path, image_path, pil.mode))
+        return read_label_image(pil, path, "of image %s" % image_path, self.panoptic) + (path,)
 
 
-def _load_panoptic_json(layouts_dir):
+def read_label_image(pil, path, what="", panoptic=None):
+    """(ids int64 [H,W], category_of) of an opened label PNG (module docstring: the mapping); BadImage
+    for other modes. what: words naming the image it labels, for the message; panoptic: read_panoptic's."""
+    from training.data.sources import BadImage
+    of = " (%s)" % what if what else ""
+    if pil.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        ids = np.asarray(pil if pil.mode != "1" else pil.convert("L")).astype(np.int64)
+        if ids.ndim != 2:
+            raise BadImage("label file %s%s has mode %s; expected one channel" % (path, of, pil.mode))
+        if ids.max(initial=0) >= INSTANCE_BASE:
+            return ids, (lambda i: i // INSTANCE_BASE if i >= INSTANCE_BASE else i)
+        return ids, (lambda i: i)
+    if pil.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(pil.convert("RGB")).astype(np.int64)
+        ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        cats = (panoptic or {}).get(os.path.basename(path), {})
+        return ids, (lambda i: int(cats.get(i, 1)))
+    raise BadImage("label file %s%s has mode %s; expected a single-channel index PNG or an RGB panoptic PNG"
+                   % (path, of, pil.mode))
+
+
+def read_panoptic(layouts_dir):
     """{png name: {segment id: category id}} from a COCO panoptic JSON directly inside the folder."""
     out = {}
     for path in sorted(glob.glob(os.path.join(layouts_dir, "*.json"))):
