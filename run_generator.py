@@ -144,17 +144,7 @@ def run(args):
                                                  if view.layout_slots else "takes no layouts (only GANsformer2 "
                                                  "execution networks do); try generate-images"))
     if args.command in layout_commands:
-        from training import layout_generation
-        limit = args.count if args.command == "layout-to-image" else args.index + 1
-        layouts = layout_generation.read_layouts(args.layouts, Gs.output_shape[-1], limit)
-        layout_generation.network_inputs(view, layouts)   # Every layout fits, before any folder is made.
-        if args.command == "layout-to-image":
-            layout_generation.layout_to_image(view, layouts, seeds, args.outdir, args.truncation_psi)
-        elif args.index >= len(layouts):
-            raise UserError("--index %d: --layouts %s has %d layouts" % (args.index, args.layouts, len(layouts)))
-        else:
-            layout_generation.restyle(view, layouts[args.index], seeds[0], args.segment, new_seeds, args.outdir,
-                                      args.truncation_psi)
+        run_layout_command(args, view, seeds, new_seeds)
         print("Wrote %s" % os.path.abspath(args.outdir))
         return
     common = dict(truncation_psi=args.truncation_psi, class_idx=args.class_idx, ratio=args.ratio)
@@ -171,6 +161,22 @@ def run(args):
     elif args.command == "noise-variation":
         generation.noise_variation(view, seeds, args.outdir, num_samples=args.num_samples, **common)
     print("Wrote %s" % os.path.abspath(args.outdir))
+
+
+def run_layout_command(args, view, seeds, new_seeds):
+    """layout-to-image or restyle (GANsformer2): every layout is read and checked against the network
+    before any folder is made."""
+    from training import layout_generation
+    limit = args.count if args.command == "layout-to-image" else args.index + 1
+    layouts = layout_generation.read_layouts(args.layouts, view.Gs.output_shape[-1], limit)
+    layout_generation.network_inputs(view, layouts)
+    if args.command == "layout-to-image":
+        layout_generation.layout_to_image(view, layouts, seeds, args.outdir, args.truncation_psi)
+    elif args.index >= len(layouts):
+        raise UserError("--index %d: --layouts %s has %d layouts" % (args.index, args.layouts, len(layouts)))
+    else:
+        layout_generation.restyle(view, layouts[args.index], seeds[0], args.segment, new_seeds, args.outdir,
+                                  args.truncation_psi)
 
 
 def main(argv=None):
