@@ -91,10 +91,11 @@ def dense(x, fmaps, gain=1.0, lrmul=1.0, weight_var="weight"):
     return tf.matmul(x, w)
 
 
-def bias_act(x, act="linear", lrmul=1.0, bias_var="bias", alpha=None, gain=None):
-    """fused_bias_act with a zero-initialised bias on axis 1 (times lrmul)."""
-    b = tf.get_variable(bias_var, shape=[x.shape.as_list()[1]], initializer=tf.initializers.zeros()) * lrmul
-    return fused_bias_act(x, b=b, act=act, alpha=alpha, gain=gain)
+def bias_act(x, act="linear", lrmul=1.0, bias_var="bias", alpha=None, gain=None, axis=1):
+    """fused_bias_act with a zero-initialised bias (times lrmul) on `axis`, the channel axis
+    (channel_axis(data_format) for images)."""
+    b = tf.get_variable(bias_var, shape=[x.shape.as_list()[axis]], initializer=tf.initializers.zeros()) * lrmul
+    return fused_bias_act(x, b=b, axis=axis, act=act, alpha=alpha, gain=gain)
 
 
 def dense_layer(x, fmaps, act="linear", lrmul=1.0, name=None, gain=1.0, use_bias=True):
@@ -125,37 +126,77 @@ def on_cpu(x):
 _DEVICE_CACHE = {}
 
 
-def _conv_any(x, w, up, down, resample_kernel, nhwc):
-    """x [B, I, h, w] -> [B, O, h', w'], convolved with w [kh, kw, I, O] ("SAME"), 2x up or down.
-    nhwc: convolve in NHWC between two transposes. TF's CPU convolutions and their gradients
-    run NHWC natively, and the transposes cost less than the NCHW conversions TF would insert
-    (bench: 1.05-1.25x per layer fwd+bwd on 2 cores); NCHW stays the layout between layers."""
-    fmt = "NHWC" if nhwc else "NCHW"
-    if nhwc:
-        x = tf.transpose(x, [0, 2, 3, 1])                                        # [B, h, w, I]
+# ----------------------------------------------------------------------------
+# Image layout. NCHW is the layout of the networks' inputs and outputs (StyleGAN2, its pickles) and
+# of every image tensor on a GPU (the fused modulated conv folds the batch into NCHW channels).
+# On a CPU, TF's convolutions and their gradients run NHWC natively, so G and D carry NHWC between
+# their blocks there and transpose only at their boundaries (the stem, ToRGB's 3 channels, the
+# 4x4 dense layer): a transpose pair per conv and per gradient saved (bench/train.py, issue 10).
+# The blocks take `data_format` (default NCHW, a transpose pair around each CPU conv as before).
+
+
+def image_format(t):
+    """The layout images take between the blocks of a network whose ops run where t's do: NHWC on
+    a CPU, NCHW elsewhere. t: a tensor created in the network's own device scope."""
+    return "NHWC" if on_cpu(t) else "NCHW"
+
+
+def to_format(x, src, dst):
+    """A 4-D image from layout src to dst (NCHW / NHWC); x itself when they agree."""
+    if src == dst:
+        return x
+    return tf.transpose(x, [0, 2, 3, 1] if dst == "NHWC" else [0, 3, 1, 2])
+
+
+def channel_axis(data_format):
+    return 1 if data_format == "NCHW" else 3
+
+
+def image_dims(x, data_format):
+    """(C, h, w) of an image [B, C, h, w] (NCHW) or [B, h, w, C] (NHWC)."""
+    _, a, b, c = x.shape.as_list()
+    return (a, b, c) if data_format == "NCHW" else (c, a, b)
+
+
+def per_channel(v, data_format):
+    """v [B, C] -> [B, C, 1, 1] (NCHW) or [B, 1, 1, C] (NHWC), to scale images channel-wise."""
+    return v[:, :, np.newaxis, np.newaxis] if data_format == "NCHW" else v[:, np.newaxis, np.newaxis, :]
+
+
+def _conv_any(x, w, up, down, resample_kernel, data_format):
+    """x [B, I, h, w] -> [B, O, h', w'] (NHWC: [B, h, w, I] -> [B, h', w', O]), convolved with
+    w [kh, kw, I, O] ("SAME"), 2x up or down. NCHW on a CPU convolves in NHWC between two
+    transposes: they cost less than the NCHW conversions TF would insert (bench: 1.05-1.25x per
+    layer fwd+bwd on 2 cores); carrying NHWC (image_format) saves the transposes too."""
+    if data_format == "NCHW" and on_cpu(x):
+        x = _conv_any(to_format(x, "NCHW", "NHWC"), w, up, down, resample_kernel, "NHWC")
+        return to_format(x, "NHWC", "NCHW")
     if up:
-        x = upsample_conv_2d(x, w, k=resample_kernel, data_format=fmt)
-    elif down:
-        x = conv_downsample_2d(x, w, k=resample_kernel, data_format=fmt)
-    else:
-        x = tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME", data_format=fmt)
-    return tf.transpose(x, [0, 3, 1, 2]) if nhwc else x                        # [B, O, h', w']
+        return upsample_conv_2d(x, w, k=resample_kernel, data_format=data_format)
+    if down:
+        return conv_downsample_2d(x, w, k=resample_kernel, data_format=data_format)
+    return tf.nn.conv2d(x, w, strides=[1, 1, 1, 1], padding="SAME", data_format=data_format)
 
 
-def conv2d(x, fmaps, kernel, up=False, down=False, resample_kernel=None, gain=1.0, lrmul=1.0, weight_var="weight"):
-    """Plain equalized-lr conv, NCHW in and out, optional 2x up / down through the FIR ops."""
-    w = get_weight([kernel, kernel, x.shape.as_list()[1], fmaps], gain=gain, lrmul=lrmul, weight_var=weight_var)
-    return _conv_any(x, w, up, down, resample_kernel, nhwc=on_cpu(x))
+def conv2d(x, fmaps, kernel, up=False, down=False, resample_kernel=None, gain=1.0, lrmul=1.0, weight_var="weight",
+           data_format="NCHW"):
+    """Plain equalized-lr conv, optional 2x up / down through the FIR ops.
+    x [B, I, h, w] -> [B, O, h', w'] (data_format NHWC: [B, h, w, I] -> [B, h', w', O])."""
+    cin = image_dims(x, data_format)[0]
+    w = get_weight([kernel, kernel, cin, fmaps], gain=gain, lrmul=lrmul, weight_var=weight_var)
+    return _conv_any(x, w, up, down, resample_kernel, data_format)
 
 
 def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_kernel=None, fused=True,
-                     modulate=True, weight_var="weight"):
-    """StyleGAN2 modulated conv. x [B, I, h, w], y [B, D] style -> [B, O, h', w'].
+                     modulate=True, weight_var="weight", data_format="NCHW"):
+    """StyleGAN2 modulated conv. x [B, I, h, w], y [B, D] style -> [B, O, h', w']
+    (data_format NHWC: [B, h, w, I] -> [B, h', w', O], always the unfused form).
 
     modulate=False (baselines without styles) is a plain conv and creates no mod_* variables."""
     if not modulate:
-        return conv2d(x, fmaps, kernel, up=up, resample_kernel=resample_kernel, weight_var=weight_var)
-    cin = x.shape.as_list()[1]
+        return conv2d(x, fmaps, kernel, up=up, resample_kernel=resample_kernel, weight_var=weight_var,
+                      data_format=data_format)
+    cin = image_dims(x, data_format)[0]
     w = get_weight([kernel, kernel, cin, fmaps], weight_var=weight_var)          # [kh, kw, I, O]
     s = bias_act(dense(y, cin, weight_var="mod_weight"), bias_var="mod_bias") + 1.0   # [B, I]
     # upsample_conv_2d needs static channel counts, which the batch-folded layout lacks when
@@ -163,9 +204,9 @@ def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_ke
     fused = fused and not (up and x.shape.as_list()[0] is None)
     # On CPU the fused form's grouped (transposed) conv takes slow paths and its per-sample
     # weights [B, kh, kw, I, O] outweigh the activations: scale the activations, one batched conv,
-    # demodulate after (as the PyTorch port trains), in NHWC. Same values; bench/train.py.
-    cpu = on_cpu(x)
-    fused = fused and not cpu
+    # demodulate after (as the PyTorch port trains). Same values; bench/train.py. The fused form
+    # folds the batch into NCHW channels, so NHWC images take the unfused form too.
+    fused = fused and not on_cpu(x) and data_format == "NCHW"
     if fused:
         ww = w[np.newaxis] * s[:, np.newaxis, np.newaxis, :, np.newaxis]        # [B, kh, kw, I, O]
         if demodulate:
@@ -179,28 +220,30 @@ def modulated_conv2d(x, y, fmaps, kernel, up=False, demodulate=True, resample_ke
         x = tf.reshape(x, [1, -1, h, wd])                                        # [1, B*I, h, w]
         wf = tf.reshape(tf.transpose(ww, [1, 2, 3, 0, 4]), [kernel, kernel, cin, -1])   # [kh, kw, I, B*O]
     else:
-        x = x * s[:, :, np.newaxis, np.newaxis]                                  # [B, I, h, w]
+        x = x * per_channel(s, data_format)                                      # [B, I, h, w]
         wf = w
-    x = _conv_any(x, wf, up, False, resample_kernel, nhwc=cpu)
+    x = _conv_any(x, wf, up, False, resample_kernel, data_format)
     if fused:
         x = tf.reshape(x, [-1, fmaps] + x.shape.as_list()[2:])                   # [B, O, h', w']
     elif demodulate:
-        x = x * d[:, :, np.newaxis, np.newaxis]
+        x = x * per_channel(d, data_format)
     return x
 
 
-def minibatch_stddev(x, group_size=4, num_new_features=1):
-    """Append the per-group stddev as S = num_new_features channels. x [B, C, h, w] -> [B, C+S, h, w]."""
+def minibatch_stddev(x, group_size=4, num_new_features=1, data_format="NCHW"):
+    """Append the per-group stddev as S = num_new_features channels. x [B, C, h, w] -> [B, C+S, h, w]
+    (data_format NHWC: [B, h, w, C] -> [B, h, w, C+S])."""
     group = tf.minimum(group_size, tf.shape(x)[0])        # B must be divisible by the group
-    _, c, h, w = x.shape.as_list()
+    c, h, w = image_dims(x, data_format)
     n = num_new_features
-    y = tf.reshape(x, [group, -1, n, c // n, h, w])                              # [G, M, S, C/S, h, w]
-    y -= tf.reduce_mean(y, axis=0, keepdims=True)
-    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)                    # [M, S, C/S, h, w]
-    y = tf.reduce_mean(y, axis=[2, 3, 4])                                        # [M, S]
-    y = tf.reshape(y, [-1, n, 1, 1])                                             # [M, S, 1, 1]
-    y = tf.tile(y, [group, 1, h, w])                                             # [B, S, h, w]
-    return tf.concat([x, y], axis=1)
+    nchw = data_format == "NCHW"          # shapes: NCHW | NHWC
+    y = tf.reshape(x, [group, -1, n, c // n, h, w] if nchw else [group, -1, h, w, n, c // n])
+    y -= tf.reduce_mean(y, axis=0, keepdims=True)                               # [G, M, S, C/S, h, w] | [G,M,h,w,S,C/S]
+    y = tf.sqrt(tf.reduce_mean(tf.square(y), axis=0) + 1e-8)                    # [M, S, C/S, h, w] | [M, h, w, S, C/S]
+    y = tf.reduce_mean(y, axis=[2, 3, 4] if nchw else [1, 2, 4])                 # [M, S]
+    y = tf.reshape(y, [-1, n, 1, 1] if nchw else [-1, 1, 1, n])                  # [M, S, 1, 1] | [M, 1, 1, S]
+    y = tf.tile(y, [group, 1, h, w] if nchw else [group, h, w, 1])              # [B, S, h, w] | [B, h, w, S]
+    return tf.concat([x, y], axis=channel_axis(data_format))
 
 
 # ----------------------------------------------------------------------------
@@ -471,26 +514,26 @@ def latent_update(latents, to_tensor, name, from_pos=None, to_pos=None, mask=Non
     return tf.nn.leaky_relu(h + latents, alpha=0.2)
 
 
-def image_to_tokens(x):
-    """[B, C, h, w] -> [B, F = h*w, C], row-major cells."""
-    _, c, h, w = x.shape.as_list()
-    return tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h * w, c])             # [B, h, w, C] -> [B, F, C]
+def image_to_tokens(x, data_format="NCHW"):
+    """[B, C, h, w] -> [B, F = h*w, C], row-major cells (NHWC [B, h, w, C]: a reshape)."""
+    c, h, w = image_dims(x, data_format)
+    return tf.reshape(to_format(x, data_format, "NHWC"), [-1, h * w, c])          # [B, h, w, C] -> [B, F, C]
 
 
-def tokens_to_image(t, h, w):
-    """[B, F = h*w, C] -> [B, C, h, w]."""
+def tokens_to_image(t, h, w, data_format="NCHW"):
+    """[B, F = h*w, C] -> [B, C, h, w] (NHWC [B, h, w, C]: a reshape)."""
     c = t.shape.as_list()[2]
-    return tf.transpose(tf.reshape(t, [-1, h, w, c]), [0, 3, 1, 2])               # [B, h, w, C] -> [B, C, h, w]
+    return to_format(tf.reshape(t, [-1, h, w, c]), "NHWC", data_format)           # [B, h, w, C] -> [B, C, h, w]
 
 
-def image_self_attention(x, pos, num_heads, attention_dropout):
-    """SAGAN image self-attention (AttLayer_n2n, add, grid positions). x [B, C, h, w], pos [h*w, P]."""
-    _, c, h, w = x.shape.as_list()
+def image_self_attention(x, pos, num_heads, attention_dropout, data_format="NCHW"):
+    """SAGAN image self-attention (AttLayer_n2n, add, grid positions). x [B, C, h, w] (or NHWC), pos [h*w, P]."""
+    c, h, w = image_dims(x, data_format)
     assert_shape(pos, [h * w, None], "pos")
-    feats = image_to_tokens(x)                                                   # [B, F, C]
+    feats = image_to_tokens(x, data_format)                                      # [B, F, C]
     feats, _, _ = attention_layer(feats, feats, c, "n2n", from_pos=pos, to_pos=pos, num_heads=num_heads,
                                   attention_dropout=attention_dropout)
-    return tokens_to_image(feats, h, w)                                           # [B, C, h, w]
+    return tokens_to_image(feats, h, w, data_format)                              # [B, C, h, w]
 
 
 # ----------------------------------------------------------------------------
@@ -651,14 +694,15 @@ def synthesis_stem(style, fmaps, stem_h, num_const=1, latent_stem=False):
 
 def bipartite_attention(x, latents, grid_pos, mask, key_pos=None, latent_pos=None, assignments=None,
                         img2ltnt=False, ltnt2ltnt=False, num_heads=1, attention_dropout=0.0, integration="add",
-                        norm=None, kmeans=False, kmeans_iters=1, img_gate=False, ltnt_gate=False):
+                        norm=None, kmeans=False, kmeans_iters=1, img_gate=False, ltnt_gate=False,
+                        data_format="NCHW"):
     """One bipartite step at a synthesis conv (REFERENCE §1.7): the image cells attend to the
     region latents (AttLayer_l2n); in duplex the latents are then updated from the image
     (img2ltnt: AttLayer_n2l, Densen2l_*) and among themselves (ltnt2ltnt: AttLayer_l2l, Densel2l_*),
     with one head, since the latent width need not divide by num_heads.
 
     Args:
-      x: float32 [B, C, h, w].
+      x: float32 [B, C, h, w] ([B, h, w, C] with data_format NHWC, where the tokens are a reshape).
       latents: float32 [B, k, D].
       grid_pos: float32 [h*w, P], the grid encodings.
       mask: float32 [B, 1, k] of 0/1 (component dropout).
@@ -670,15 +714,15 @@ def bipartite_attention(x, latents, grid_pos, mask, key_pos=None, latent_pos=Non
       the rest: attention_layer's options for l2n.
 
     Returns:
-      (x: float32 [B, C, h, w], latents: float32 [B, k, D] (updated, or the input),
+      (x: float32 [B, C, h, w] (in data_format), latents: float32 [B, k, D] (updated, or the input),
        assignments: float32 [B, N, k, h, w], maps: float32 [B, N, k, h, w] (the l2n probabilities)).
     """
-    _, c, h, w = x.shape.as_list()
+    c, h, w = image_dims(x, data_format)
     k = latents.shape.as_list()[1]
     assert_shape(latents, [None, k, None], "latents")
     assert_shape(grid_pos, [h * w, None], "grid_pos")
     assert_shape(mask, [None, 1, k], "mask")
-    feats = image_to_tokens(x)                                                      # [B, F, C]
+    feats = image_to_tokens(x, data_format)                                         # [B, F, C]
     if assignments is not None:
         assert_shape(assignments, [None, num_heads, k, None, None], "assignments")
         ph, pw = assignments.shape.as_list()[3:]
@@ -696,11 +740,11 @@ def bipartite_attention(x, latents, grid_pos, mask, key_pos=None, latent_pos=Non
                                 num_heads=1, attention_dropout=attention_dropout)
     maps = tf.reshape(tf.transpose(probs, [0, 1, 3, 2]), [-1, num_heads, k, h, w])  # [B, N, k, F] -> [B, N, k, h, w]
     assignments = tf.reshape(assignments, [-1, num_heads, k, h, w])               # [B, N, k, F] -> [B, N, k, h, w]
-    return tokens_to_image(feats, h, w), latents, assignments, maps
+    return tokens_to_image(feats, h, w, data_format), latents, assignments, maps
 
 
 def synthesis_layer(x, style, fmaps, up=False, noise=None, latents=None, attention=None, sagan=None,
-                    resample_kernel=None, fused_modconv=True, modulate=True):
+                    resample_kernel=None, fused_modconv=True, modulate=True, data_format="NCHW"):
     """One conv of G (REFERENCE §1.5, §1.7): modulated conv -> [bipartite attention] ->
     [SAGAN self-attention] -> [noise] -> bias + leaky ReLU.
 
@@ -714,6 +758,7 @@ def synthesis_layer(x, style, fmaps, up=False, noise=None, latents=None, attenti
       attention: dict of bipartite_attention's other arguments (given with latents).
       sagan: dict of image_self_attention's arguments (pos, num_heads, attention_dropout), or None.
       resample_kernel, fused_modconv, modulate: modulated_conv2d's options.
+      data_format: x's layout and the output's (NCHW, or NHWC: [B, h, w, I] -> [B, h', w', O]).
 
     Returns:
       (x: float32 [B, O, h', w'], latents, assignments, maps): bipartite_attention's last three,
@@ -722,34 +767,39 @@ def synthesis_layer(x, style, fmaps, up=False, noise=None, latents=None, attenti
     assert_shape(x, [None, None, None, None], "x")
     assert_shape(style, [None, None], "style")
     x = modulated_conv2d(x, style, fmaps, 3, up=up, resample_kernel=resample_kernel, fused=fused_modconv,
-                         modulate=modulate)                                          # [B, O, h', w']
+                         modulate=modulate, data_format=data_format)                 # [B, O, h', w']
     assignments = maps = None
     if latents is not None:
-        x, latents, assignments, maps = bipartite_attention(x, latents, **attention)
+        x, latents, assignments, maps = bipartite_attention(x, latents, data_format=data_format, **attention)
     if sagan is not None:
-        x = image_self_attention(x, **sagan)
+        x = image_self_attention(x, data_format=data_format, **sagan)
     if noise is not None:
+        _, h, w = image_dims(x, data_format)
         if isinstance(noise, str):                                                  # "random"
-            noise = tf.random_normal([tf.shape(x)[0], 1] + x.shape.as_list()[2:])   # [B, 1, h', w']
+            noise = tf.random_normal([tf.shape(x)[0], 1, h, w])                     # [B, 1, h', w']
+        if data_format == "NHWC":
+            noise = tf.reshape(noise, [-1, h, w, 1])                                # one channel: a reshape
         strength = tf.get_variable("noise_strength", shape=[], initializer=tf.initializers.zeros())
         x += noise * strength
-    return bias_act(x, act="lrelu"), latents, assignments, maps
+    return bias_act(x, act="lrelu", axis=channel_axis(data_format)), latents, assignments, maps
 
 
-def torgb_block(x, style, num_channels, extra_style=None, resample_kernel=None, fused_modconv=True, modulate=True):
+def torgb_block(x, style, num_channels, extra_style=None, resample_kernel=None, fused_modconv=True, modulate=True,
+                data_format="NCHW"):
     """ToRGB (scope ToRGB): [extraLayer: a 3x3 modulated conv by extra_style, the GANsformer's last
     block] -> 1x1 modulated conv by style without demodulation -> bias.
-    x [B, C, h, w], style [B, D], extra_style [B, D] or None -> rgb [B, num_channels, h, w]."""
-    c = x.shape.as_list()[1]
-    assert_shape(x, [None, c, None, None], "x")
+    x [B, C, h, w], style [B, D], extra_style [B, D] or None -> rgb [B, num_channels, h, w]
+    (data_format NHWC: x and rgb [B, h, w, .])."""
+    assert_shape(x, [None, None, None, None], "x")
     assert_shape(style, [None, None], "style")
+    c = image_dims(x, data_format)[0]
+    conv_kw = dict(fused=fused_modconv, modulate=modulate, data_format=data_format)
     with tf.variable_scope("ToRGB"):
         if extra_style is not None:
             with tf.variable_scope("extraLayer"):
-                x = modulated_conv2d(x, extra_style, c, 3, resample_kernel=resample_kernel, fused=fused_modconv,
-                                     modulate=modulate)                              # [B, C, h, w]
-        y = modulated_conv2d(x, style, num_channels, 1, demodulate=False, fused=fused_modconv, modulate=modulate)
-        return bias_act(y)                                                           # [B, num_channels, h, w]
+                x = modulated_conv2d(x, extra_style, c, 3, resample_kernel=resample_kernel, **conv_kw)   # [B, C, h, w]
+        y = modulated_conv2d(x, style, num_channels, 1, demodulate=False, **conv_kw)
+        return bias_act(y, axis=channel_axis(data_format))                           # [B, num_channels, h, w]
 
 
 def kgan_merge(x, styles, rgb, num_images, merge_type="sum", merge_same=False):
@@ -872,6 +922,7 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
     size = lambda r: (h0 * 2 ** (r - 2), 2 ** r)
     att_res = [r for r in range(2, R + 1) if transformer and start_res <= r < end_res]
     batch = tf.shape(dlatents_in)[0]
+    fmt = image_format(batch)     # the layout of x between the blocks; rgb and the stem stay NCHW
 
     # Styles [B, L, D]: the global latent (transformer) or the only one; k-GAN: every latent,
     # [B*K, L, D] until kgan_merge.
@@ -896,7 +947,7 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
         with tf.variable_scope("pos_emb%d" % r):
             grid_pos[r] = grid_positions(*size(r), P, pos_type, pos_init, pos_directions_num)
 
-    conv_kw = dict(resample_kernel=resample_kernel, fused_modconv=fused_modconv, modulate=style)
+    conv_kw = dict(resample_kernel=resample_kernel, fused_modconv=fused_modconv, modulate=style, data_format=fmt)
     # latent_pos feeds the key positions (not with kmeans) and the latent gate / latent updates.
     att_kw = dict(mask=component_mask, key_pos=latent_pos if use_pos and (not kmeans or ltnt_gate) else None,
                   latent_pos=latent_pos if use_pos else None, num_heads=num_heads,
@@ -934,6 +985,7 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
         maps = []
         if r == 2:
             x = synthesis_stem(styles[:, 0], nf(2), h0, num_const=K if kgan else 1, latent_stem=latent_stem)
+            x = to_format(x, "NCHW", fmt)
         t = x
         for j, scope, up in conv_layers(r):
             with tf.variable_scope(scope):
@@ -942,18 +994,18 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
                 maps.append(nearest_upsample(m, out_h // size(r)[0], out_h // size(r)[0]))
         if architecture == "resnet" and r > 2:
             with tf.variable_scope("Skip"):
-                t = conv2d(t, nf(r), 1, up=True, resample_kernel=resample_kernel)
+                t = conv2d(t, nf(r), 1, up=True, resample_kernel=resample_kernel, data_format=fmt)
             x = (x + t) * (1 / np.sqrt(2))
         return x, latents, assign, maps
 
     def torgb(x, rgb, styles, r):
-        """The RGB image so far: skip adds this resolution's ToRGB to the upsampled sum."""
+        """The RGB image so far (NCHW): skip adds this resolution's ToRGB to the upsampled sum."""
         extra = styles[:, 2 * r - 3] if transformer and r == R and r <= end_res else None
+        y = lambda: to_format(torgb_block(x, styles[:, 2 * r - 2], num_channels, extra, **conv_kw), fmt, "NCHW")
         if architecture == "skip" and r > 2:
             with tf.variable_scope("Upsample"):
-                return upsample_2d(rgb, k=resample_kernel) + torgb_block(x, styles[:, 2 * r - 2], num_channels,
-                                                                          extra, **conv_kw)
-        return torgb_block(x, styles[:, 2 * r - 2], num_channels, extra, **conv_kw)
+                return upsample_2d(rgb, k=resample_kernel) + y()
+        return y()
 
     x = rgb = latents = assign = None
     maps, merged = [], not kgan
@@ -964,8 +1016,8 @@ def G_synthesis(dlatents_in, latent_pos, component_mask,
             if architecture == "skip" or r == R:
                 rgb = torgb(x, rgb, styles, r)
             if not merged and (merge_layer in [j for j, _, _ in conv_layers(r)] or r == R):
-                x, styles, rgb = kgan_merge(x, styles, rgb, K, merge_type, merge_same)
-                merged = True
+                x, styles, rgb = kgan_merge(to_format(x, fmt, "NCHW"), styles, rgb, K, merge_type, merge_same)
+                x, merged = to_format(x, "NCHW", fmt), True
 
     images = tf.tanh(rgb) if tanh else rgb
     if maps:
@@ -1159,6 +1211,8 @@ def Discriminator(images_in, labels_in,
     images_in.set_shape([None, num_channels] + list(size(R)))
     labels_in.set_shape([None, c_dim])
     act = "lrelu"
+    fmt = image_format(tf.shape(images_in))   # the layout of x between the blocks; images y stay NCHW
+    cax = channel_axis(fmt)
     drop = attention_dropout if is_training else 0.0
     att_res = [r for r in range(3, R + 1) if transformer and start_res <= r < end_res]
     if transformer:
@@ -1179,7 +1233,7 @@ def Discriminator(images_in, labels_in,
 
     def fromrgb(x, y, r):
         with tf.variable_scope("FromRGB"):
-            t = bias_act(conv2d(y, nf(r - 1), 1), act=act)
+            t = bias_act(conv2d(to_format(y, "NCHW", fmt), nf(r - 1), 1, data_format=fmt), act=act, axis=cax)
             return t if x is None else x + t
 
     x, y = None, images_in
@@ -1188,23 +1242,23 @@ def Discriminator(images_in, labels_in,
             if architecture == "skip" or r == R:
                 x = fromrgb(x, y, r)
             if r in att_res:
-                c, (h, w) = nf(r - 1), size(r)
-                feats = tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h * w, c])   # [B, F, C]
+                feats = image_to_tokens(x, fmt)                                  # [B, F, C]
                 agg, _, _ = attention_layer(agg, feats, a_dim, "n2l", from_pos=lat_pos, to_pos=grid_pos[r],
                                             num_heads=num_heads, attention_dropout=drop)
                 if ltnt2ltnt:
                     agg, _, _ = attention_layer(agg, agg, a_dim, "l2l", from_pos=lat_pos, to_pos=lat_pos,
                                                 num_heads=num_heads, attention_dropout=drop)
             if img2img == r:
-                x = image_self_attention(x, grid_pos[r], num_heads, drop)
+                x = image_self_attention(x, grid_pos[r], num_heads, drop, data_format=fmt)
             t = x
             with tf.variable_scope("Conv0"):
-                x = bias_act(conv2d(x, nf(r - 1), 3), act=act)
+                x = bias_act(conv2d(x, nf(r - 1), 3, data_format=fmt), act=act, axis=cax)
             with tf.variable_scope("Conv1_down"):
-                x = bias_act(conv2d(x, nf(r - 2), 3, down=True, resample_kernel=resample_kernel), act=act)
+                x = conv2d(x, nf(r - 2), 3, down=True, resample_kernel=resample_kernel, data_format=fmt)
+                x = bias_act(x, act=act, axis=cax)
             if architecture == "resnet":
                 with tf.variable_scope("Skip"):
-                    t = conv2d(t, nf(r - 2), 1, down=True, resample_kernel=resample_kernel)
+                    t = conv2d(t, nf(r - 2), 1, down=True, resample_kernel=resample_kernel, data_format=fmt)
                 x = (x + t) * (1 / np.sqrt(2))
         if architecture == "skip":
             y = downsample_2d(y, k=resample_kernel)
@@ -1213,11 +1267,11 @@ def Discriminator(images_in, labels_in,
             x = fromrgb(x, y, 2)
         if mbstd_group_size > 1:
             with tf.variable_scope("MinibatchStddev"):
-                x = minibatch_stddev(x, mbstd_group_size, mbstd_num_channels)
+                x = minibatch_stddev(x, mbstd_group_size, mbstd_num_channels, data_format=fmt)
         with tf.variable_scope("Conv"):
-            x = bias_act(conv2d(x, nf(1), 3), act=act)
+            x = bias_act(conv2d(x, nf(1), 3, data_format=fmt), act=act, axis=cax)
         with tf.variable_scope("Dense0"):
-            x = dense_layer(x, nf(0), act=act)                                    # [B, C]
+            x = dense_layer(to_format(x, fmt, "NCHW"), nf(0), act=act)           # flattened C-major: [B, C]
     if transformer:
         with tf.variable_scope("ComponentScores"):
             a = tf.transpose(agg, [0, 2, 1])[:, :, :, np.newaxis]                 # [B, D, k, 1]
