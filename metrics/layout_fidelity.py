@@ -24,14 +24,6 @@ def require_layout_model(Gs, name):
                         "no layouts" % name)
 
 
-def hard_category_map(layout, segments):
-    """Each pixel's category: that of its most covered slot. layout [B, S, H, W], segments [B, S, 2]
-    -> int [B, H, W]."""
-    slot = np.asarray(layout).argmax(axis=1)                                            # [B, H, W]
-    cats = np.maximum(np.asarray(segments)[..., 0], 0).astype(np.int64)                 # [B, S]
-    return np.take_along_axis(cats, slot.reshape(len(slot), -1), axis=1).reshape(slot.shape)
-
-
 class LayoutIoU(metric_base.MetricBase):
     """miou_scenes (module docstring)."""
 
@@ -51,7 +43,8 @@ class LayoutIoU(metric_base.MetricBase):
         while done < self.num_images:
             logits_np, layout_np, segments_np = tflib.run([logits, cond[1], cond[2]])
             take = min(self.num_images - done, len(logits_np))
-            target = hard_category_map(layout_np[:take], segments_np[:take])
+            # Each pixel's category: that of its most covered slot (-1, ignored, for an empty slot).
+            target = seg_lib.category_map_np(layout_np[:take].argmax(axis=1), segments_np[:take, :, 0])
             if target.max() >= num_categories:
                 raise UserError("%s: the layouts have category %d; the segmenter %s knows %d"
                                 % (self.name, target.max(), self.feature_net, num_categories))

@@ -215,6 +215,16 @@ def test_bad_training_options_fail_before_anything_is_written(tmp_path, capsys, 
     assert not (tmp_path / "res").exists()
 
 
+def test_damaged_segmenter_is_one_line(trained, tmp_path, capsys):
+    bad = tmp_path / "seg.pkl"
+    bad.write_bytes(b"not a pickle")
+    rc = run_training.main(["--gansformer2", "execution", "--data-dir", str(trained["data"]), "--dataset", "tiny",
+                            "--result-dir", str(tmp_path / "res"), "--total-kimg", "0.008", "--semantic-weight", "1",
+                            "--segmenter", str(bad)] + TINY)
+    err = capsys.readouterr().err
+    assert rc == 1 and "--segmenter %s: cannot load it" % bad in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_semantic_matching_needs_a_layout_model(tmp_path, capsys):
     rc = run_training.main(["--baseline", "StyleGAN2", "--segmenter", "x.pkl", "--result-dir", str(tmp_path / "r"),
                             "--dry-run"])

@@ -7,6 +7,7 @@ Read top to bottom: set-up, networks, graph, resume, then the loop itself.
 import contextlib
 import json
 import os
+import pickle
 import time
 
 import numpy as np
@@ -409,8 +410,11 @@ def load_segmenter(path, training_set, device):
     """The frozen segmenter of the semantic-matching loss (scripts/train_segmenter.py), checked
     against the dataset's categories."""
     from training import misc
-    with tf.device(device):
-        net = misc.load_pkl(path)
+    try:
+        with tf.device(device):
+            net = misc.load_pkl(path)
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, ImportError, KeyError) as error:
+        raise UserError("--segmenter %s: cannot load it (%s: %s)" % (path, type(error).__name__, error)) from None
     categories = int(training_set.layout_info["num_categories"])
     if not isinstance(net, tflib.Network) or net.output_shape[1] != categories:
         raise UserError("--segmenter %s: expected a segmenter network of %d categories (the dataset's), got %s"
