@@ -179,6 +179,11 @@ def check_paths(opts):
     if opts.pretrained_pkl and not (os.path.isfile(opts.pretrained_pkl) or "://" in opts.pretrained_pkl
                                     or opts.pretrained_pkl.startswith("gdrive:")):
         raise UserError("--pretrained-pkl %s: no such file" % opts.pretrained_pkl)
+    # Local pickles: a damaged one is one line here, before the run directory exists.
+    if opts.pretrained_pkl and os.path.isfile(opts.pretrained_pkl):
+        dnnlib.util.check_pickle_file(opts.pretrained_pkl, "--pretrained-pkl")
+    if opts.get("segmenter"):
+        dnnlib.util.check_pickle_file(opts.segmenter, "--segmenter")
 
 
 def ensure_dataset(opts):

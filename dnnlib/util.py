@@ -158,6 +158,21 @@ def check_output_file(path, what="output file"):
     return path
 
 
+def check_pickle_file(path, what):
+    """UserError unless `path` holds one complete pickle stream (walked opcode by opcode, nothing
+    is unpickled or imported), so a damaged or truncated file is reported before a run starts."""
+    import pickletools
+    try:
+        with open(path, "rb") as f:
+            for _ in pickletools.genops(f):
+                pass
+    except OSError as error:
+        raise UserError("%s %s: cannot load it (%s)" % (what, path, error.strerror or error)) from None
+    except Exception as error:   # genops raises ValueError, EOFError, struct.error, ... on damage
+        raise UserError("%s %s: cannot load it (not a complete pickle: %s)" % (what, path, error)) from None
+    return path
+
+
 def run_cli(func, *args, prefix="error", **kwargs):
     """A command-line tool's work: func's return value (None -> 0) as the exit code, or, for a
     UserError, one line `<prefix>: <message>` on stderr and exit code 1."""

@@ -223,6 +223,16 @@ def test_damaged_segmenter_is_one_line(trained, tmp_path, capsys):
                             "--segmenter", str(bad)] + TINY)
     err = capsys.readouterr().err
     assert rc == 1 and "--segmenter %s: cannot load it" % bad in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "res").exists()   # refused before the run directory is made
+    # A truncated copy of the real segmenter: the same one line, still before anything is written.
+    with open(trained["seg"], "rb") as f:
+        bad.write_bytes(f.read()[:-40])
+    rc = run_training.main(["--gansformer2", "execution", "--data-dir", str(trained["data"]), "--dataset", "tiny",
+                            "--result-dir", str(tmp_path / "res"), "--semantic-weight", "1", "--segmenter", str(bad)]
+                           + TINY)
+    err = capsys.readouterr().err
+    assert rc == 1 and "not a complete pickle" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "res").exists()
 
 
 def test_semantic_matching_needs_a_layout_model(tmp_path, capsys):
