@@ -70,7 +70,8 @@ def build_parser():
     _common(p)
     p.add_argument("--grid", action="store_true", help="also write grid.png with all images")
 
-    p = sub.add_parser("attention-maps", help="attention of each pixel over the latents (GANsformer)")
+    p = sub.add_parser("attention-maps", help="attention of each pixel over the latents (GANsformer); for "
+                       "TransGAN, where 4 query pixels look in each block's window self-attention")
     _common(p)
     p.add_argument("--blending-alpha", type=arg_number(float, low=0, high=1), default=0.3, help="weight of the image in the blends (0.3)")
     p.add_argument("--last-layer-only", action="store_true", help="skip the per-layer and per-head maps")

@@ -75,9 +75,11 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path, capsys, pickles):
     with pytest.raises(SystemExit):
         cli("generate-images", "--network", pickles.gansformer, "--seeds", "3-1")
     assert "runs backwards" in capsys.readouterr().err
-    with pytest.raises(SystemExit):   # StyleGAN2 has no attention.
+    with pytest.raises(SystemExit):   # StyleGAN2 has no attention: neither latent maps nor TransGAN's windows.
         cli("attention-maps", "--network", pickles.stylegan2, "--seeds", "1", "--outdir", tmp_path)
-    assert "no attention maps" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no attention maps" in err
+    assert not os.path.exists(tmp_path / "window_attention")
     with pytest.raises(SystemExit):
         cli("interpolate", "--network", pickles.gansformer, "--seeds", "1,2", "--component", "9", "--outdir", tmp_path)
     assert "--component 9" in capsys.readouterr().err

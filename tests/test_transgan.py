@@ -2,7 +2,8 @@
 brought (--d-steps, --clip-grad-norm, non-lazy GP): window partition/merge, grid attention
 against a numpy full attention with cross-window pairs masked out, the relative-position index,
 pixel shuffle and bicubic against independent computations, every trainable reached, the
-WGAN-GP-eps terms, DiffAugment ops against numpy, and a CLI run whose snapshot
+WGAN-GP-eps terms, DiffAugment ops against numpy, the window-attention view (heat maps against
+a brute-force full attention, the softmaxes found in a built G), and a CLI run whose snapshot
 run_generator.py loads. Tiny, deliberately unequal sizes."""
 
 import glob
@@ -11,6 +12,7 @@ import subprocess
 import sys
 
 import numpy as np
+import PIL.Image
 import pytest
 import tensorflow.compat.v1 as tf
 
@@ -19,6 +21,7 @@ import dnnlib.tflib as tflib
 from dnnlib.util import UserError
 from training import augment, options
 from training import networks_transgan as transgan
+from training import window_attention
 from training import loss as loss_lib
 from training import training_loop as tl
 
@@ -181,6 +184,57 @@ def test_bad_transgan_options_name_the_option(over, fragment):
 
 
 # ----------------------------------------------------------------------------
+# The window-attention view of run_generator.py attention-maps.
+
+
+def _brute_force_heatmaps(probs, batch, width, window, queries):
+    """The full [w*w, w*w] head-averaged attention of each image, pixel pair by pixel pair
+    (zero across windows), then each query's row as a [w, w] map."""
+    per_row, maps = width // window, np.zeros([batch, len(queries), width, width])
+    for b in range(batch):
+        full = np.zeros([width * width, width * width])
+        for p in range(width * width):
+            for r in range(width * width):
+                (py, px), (ry, rx) = divmod(p, width), divmod(r, width)
+                if (py // window, px // window) == (ry // window, rx // window):
+                    g = b * per_row * per_row + (py // window) * per_row + px // window
+                    tp, tr = (py % window) * window + px % window, (ry % window) * window + rx % window
+                    full[p, r] = probs[g, :, tp, tr].mean()
+        for q, (y, x) in enumerate(queries):
+            maps[b, q] = full[y * width + x].reshape(width, width)
+    return maps
+
+
+@pytest.mark.parametrize("width, window", [(6, 2), (5, 5)])      # 9 windows per image; one full window
+def test_window_heatmaps_match_brute_force(width, window):
+    batch, heads, tokens = 2, 3, window * window
+    windows = batch * (width // window) ** 2
+    probs = _softmax(np.random.RandomState(9).randn(windows, heads, tokens, tokens))
+    queries = [(0, 0), (3, 4), (width - 1, 1), (2, width - 1)]
+    got = window_attention.window_heatmaps(probs, batch, width, window, queries)
+    assert got.shape == (batch, len(queries), width, width)
+    np.testing.assert_allclose(got, _brute_force_heatmaps(probs, batch, width, window, queries), rtol=1e-5, atol=1e-7)
+
+
+def test_window_attention_tensors_of_a_tiny_generator(tf_session):
+    G = tflib.Network("G", func_name=transgan.Generator, **TINY_G)
+    assert window_attention.has_window_attention(G)
+    z = tf.constant(np.random.RandomState(10).randn(2, 7).astype(np.float32))
+    c = tf.constant(np.eye(2, dtype=np.float32))
+    images, found = window_attention.window_attention_tensors(G, z, c)
+    # Stages 4x4 (1 block, one full 4x4 window), 8x8 and 16x16 (2 blocks, 4 and 16 windows of 4x4).
+    assert [(w, b) for w, b, _ in found] == [(4, 0), (8, 0), (8, 1), (16, 0), (16, 1)]
+    tflib.init_uninitialized_vars()
+    values = tf_session.run([p for _, _, p in found])
+    for (width, _, _), probs in zip(found, values):
+        assert probs.shape == (2 * (width // 4) ** 2, 3, 16, 16)
+        np.testing.assert_allclose(probs.sum(axis=-1), 1, rtol=1e-5)
+    cross = [op for op in tf.get_default_graph().get_operations() if op.type == "Softmax" and "cross_attention" in op.name]
+    assert cross and not any("cross_attention" in p.name for _, _, p in found)
+    assert tf_session.run(images).shape == (2, 3, 16, 16)
+
+
+# ----------------------------------------------------------------------------
 # Loss and loop options.
 
 
@@ -321,4 +375,8 @@ def test_cli_run_writes_snapshots_that_run_generator_loads(tmp_path):
     assert len(glob.glob(str(out / "seed*.png"))) == 3 and glob.glob(str(out / "interpolations-z" / "1-2" / "*.png"))
     done = subprocess.run(gen + ["attention-maps", "--seeds", "1", "--network", snaps[-1], "--outdir", str(out)],
                           cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert done.returncode == 1 and "no attention maps of latents over image regions" in done.stderr
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Stages 4x4 and 8x8 of one block each: 2 rows; the image and 4 queries: 5 columns of 8x8 tiles.
+    view = np.asarray(PIL.Image.open(out / "window_attention" / "seed0001.png"))
+    assert view.shape == (2 * 8, 5 * 8, 3)
+    np.testing.assert_array_equal(view[2, 8 + 2], [0, 255, 0])        # query 1 marked at pixel (2, 2)

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from dnnlib.util import UserError
+from training import window_attention
 from training.visuals import blend, crop_to_ratio, render_maps, save_gif, save_image, save_image_grid, to_uint8
 
 # ------------------------------------------------------------------------------------------
@@ -130,11 +131,14 @@ def attention_maps(view, seeds, outdir, truncation_psi=0.7, class_idx=None, rati
     Last attention layer, head 0 (REFERENCE §8): softmaps/ (probability-weighted colours),
     maps/ (colour of the most attended latent), softblends/ and blends/ (blended over the
     image). With all_layers: layer_maps/seed<s>/l<layer>_h<head>.png (soft) for every layer
-    and head, and all.png (rows: layers, columns: heads, blended)."""
+    and head, and all.png (rows: layers, columns: heads, blended). TransGAN, without latent
+    maps, gets its window self-attention instead (window_attention_maps)."""
     if not view.has_maps:
-        raise UserError("attention-maps: this network has no attention maps of latents over image regions (only "
-                        "GANsformer generators with transformer layers have them; StyleGAN2 has no attention and "
-                        "TransGAN's self-attention is among image tokens); try generate-images")
+        if not window_attention.has_window_attention(view.Gs):
+            raise UserError("attention-maps: this network has no attention maps (neither latents over image regions, "
+                            "as GANsformer generators with transformer layers have, nor TransGAN's window "
+                            "self-attention; StyleGAN2 has no attention); try generate-images")
+        return window_attention_maps(view, seeds, outdir, class_idx, ratio, blending_alpha)
     for sub in ("softmaps", "maps", "softblends", "blends"):
         os.makedirs(os.path.join(outdir, sub), exist_ok=True)
     for chunk in batches(seeds, view.batch_size):
@@ -150,6 +154,21 @@ def attention_maps(view, seeds, outdir, truncation_psi=0.7, class_idx=None, rati
                 save_image(image, os.path.join(outdir, sub, "seed%04d.png" % seed))
         if all_layers:
             _save_layer_maps(maps, images, chunk, outdir, blending_alpha)
+
+
+def window_attention_maps(view, seeds, outdir, class_idx=None, ratio=1.0, blending_alpha=0.3):
+    """TransGAN, which has no latent maps: window_attention/seed%04d.png, where each default
+    query point (the centres of the image quadrants) attends in every generator block's window
+    self-attention (rows: stage and block, narrowest stage at the top; columns: the image, then
+    one per query)."""
+    run = window_attention.attention_runner(view.Gs, view.z_shape, view.c_dim)
+    folder = os.path.join(outdir, "window_attention")
+    os.makedirs(folder, exist_ok=True)
+    num_queries = len(window_attention.DEFAULT_QUERIES)
+    for chunk in batches(seeds, view.batch_size):
+        images, blocks = run(view.latents(chunk), view.labels(len(chunk), class_idx))
+        for seed, tiles in zip(chunk, window_attention.render_seeds(_finite(images), blocks, blending_alpha)):
+            window_attention.save_seed(tiles, os.path.join(folder, "seed%04d.png" % seed), num_queries, ratio)
 
 
 def _save_layer_maps(maps, images, seeds, outdir, alpha):
