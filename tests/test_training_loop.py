@@ -158,12 +158,20 @@ def test_attention_rendering_colours_pixels_by_their_latent():
     maps[:, :, 1] = 0
     maps[:, 2, 1, :, :, :3] = 1                      # layer 1: latent 2 owns the left columns,
     maps[:, 0, 1, :, :, 3:] = 1                      # latent 0 the rest (a decided layer)
+    maps[:, :, 3] = 0
+    maps[:, 1, 3, :, :2] = 1                         # last layer: latent 1 owns the top rows,
+    maps[:, 2, 3, :, 2:] = 1                         # latent 2 the rest (less decided in layer 2)
     maps /= maps.sum(axis=1, keepdims=True)
-    rgb = render_attention(maps)
     palette = (latent_palette(3) + 1) * 127.5                    # [k, 3] in [0, 255]
+    colour = lambda i: palette[i][None, :, None, None]
+    rgb = render_attention(maps)                                 # default: the last layer
     assert rgb.shape == (2, 3, 5, 5) and rgb.dtype == np.uint8
-    assert np.abs(rgb[:, :, :, :3] - palette[2][None, :, None, None]).max() <= 0.5 + 1e-3
-    assert np.abs(rgb[:, :, :, 3:] - palette[0][None, :, None, None]).max() <= 0.5 + 1e-3
+    assert np.abs(rgb[:, :, :2] - colour(1)).max() <= 0.5 + 1e-3
+    assert np.abs(rgb[:, :, 2:] - colour(2)).max() <= 0.5 + 1e-3
+    maps[:, :, 3] = 1.0 / 3                          # now layer 1 is the most decided one
+    decided = render_attention(maps, layer=None)
+    assert np.abs(decided[:, :, :, :3] - colour(2)).max() <= 0.5 + 1e-3
+    assert np.abs(decided[:, :, :, 3:] - colour(0)).max() <= 0.5 + 1e-3
 
 
 def test_metrics_at_snapshots_go_through_the_metric_entry_point(tmp_path, monkeypatch):

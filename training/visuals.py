@@ -156,11 +156,13 @@ def blend(maps_rgb, images, alpha):
     return (1 - alpha) * maps_rgb + alpha * images[:, :3]
 
 
-def render_attention(maps, layer=None):
+def render_attention(maps, layer=-1):
     """maps [B, k, L_att, N, H, W] -> uint8 RGB [B, 3, H, W]: each pixel coloured by the
-    attention-weighted mean of the latents' colours (heads averaged, one layer; None = the
-    layer whose attention is most decided, i.e. the highest mean max-probability, since early
-    in training the last layer is still nearly uniform)."""
+    attention-weighted mean of the latents' colours (heads averaged, one layer). Default: the
+    last layer, the one attn_scenes scores and attention-maps shows (issue 15: a more decided
+    middle layer of the main job was a fixed positional partition, the same in every image,
+    while the last layer is where regions follow objects); None = the most decided layer
+    (highest mean max-probability)."""
     if layer is None:
         per_layer = maps.mean(axis=3)                              # [B, k, L, H, W]
         layer = int(np.argmax(per_layer.max(axis=1).mean(axis=(0, 2, 3))))
