@@ -170,32 +170,41 @@ def time_op(run_once, warmup, reps, best=False):
     return (min(times) if best else statistics.median(times)), times, statistics.median(cpu)
 
 
+def build_step(config, res, batch, gkw, dkw):
+    """In the default graph and session: (G, D, G forward, G train op, D train op) of the
+    benchmark's protocol (logistic losses, Adam, no regularization, no EMA)."""
+    tf.set_random_seed(1)
+    family = options.PRESETS[CONFIGS[config]]["family"]
+    G = tflib.Network("G", func_name="training.%s.Generator" % family, num_channels=3, c_dim=0, **gkw)
+    D = tflib.Network("D", func_name="training.%s.Discriminator" % family, num_channels=3, c_dim=0, **dkw)
+    labels = tf.zeros([batch, 0])
+    z = loss_lib.sample_latents(G, batch)
+    fwd = G.get_output_for(z, labels, is_validation=True, return_as_list=True)[0]
+    reals = tf.random_uniform([batch, 3, res, res], -1.0, 1.0)
+    G_opt = tflib.Optimizer(name="TrainG", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
+    D_opt = tflib.Optimizer(name="TrainD", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
+    G_loss, _ = loss_lib.G_loss(G, D, labels, batch, loss="logistic_ns", pl_weight=0.0)
+    D_loss, _ = loss_lib.D_loss(G, D, reals, labels, batch, loss="logistic", reg="none", gamma=0.0)
+    G_opt.register_gradients(tf.reduce_mean(G_loss), G.trainables)
+    D_opt.register_gradients(tf.reduce_mean(D_loss), D.trainables)
+    G_train, D_train = G_opt.apply_updates(), D_opt.apply_updates()
+    tflib.init_uninitialized_vars()
+    return G, D, fwd, G_train, D_train
+
+
+def bench_session(threads):
+    return tflib.create_session({"intra_op_parallelism_threads": threads,
+                                 "inter_op_parallelism_threads": 1, "rnd.tf_random_seed": None})
+
+
 def bench_one(config, res, batch, threads, warmup, reps, smoke, peak=None, channels=None):
     reset_peak_rss()
     gkw, dkw, extra = net_kwargs(config, res, smoke, channels)
     graph = tf.Graph()
     with graph.as_default():
-        sess = tflib.create_session({"intra_op_parallelism_threads": threads,
-                                     "inter_op_parallelism_threads": 1, "rnd.tf_random_seed": None})
+        sess = bench_session(threads)
         with sess.as_default():
-            tf.set_random_seed(1)
-            family = options.PRESETS[CONFIGS[config]]["family"]
-            G = tflib.Network("G", func_name="training.%s.Generator" % family, num_channels=3, c_dim=0, **gkw)
-            D = tflib.Network("D", func_name="training.%s.Discriminator" % family, num_channels=3, c_dim=0, **dkw)
-            labels = tf.zeros([batch, 0])
-            z = loss_lib.sample_latents(G, batch)
-            fwd = G.get_output_for(z, labels, is_validation=True, return_as_list=True)[0]
-
-            reals = tf.random_uniform([batch, 3, res, res], -1.0, 1.0)
-            G_opt = tflib.Optimizer(name="TrainG", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
-            D_opt = tflib.Optimizer(name="TrainD", learning_rate=0.002, beta1=0.0, beta2=0.99, epsilon=1e-8)
-            G_loss, _ = loss_lib.G_loss(G, D, labels, batch, loss="logistic_ns", pl_weight=0.0)
-            D_loss, _ = loss_lib.D_loss(G, D, reals, labels, batch, loss="logistic", reg="none", gamma=0.0)
-            G_opt.register_gradients(tf.reduce_mean(G_loss), G.trainables)
-            D_opt.register_gradients(tf.reduce_mean(D_loss), D.trainables)
-            G_train, D_train = G_opt.apply_updates(), D_opt.apply_updates()
-            tflib.init_uninitialized_vars()
-
+            G, D, fwd, G_train, D_train = build_step(config, res, batch, gkw, dkw)
             fwd_flops = graph_flops([fwd], batch)
             step_flops = graph_flops([G_train], batch) + graph_flops([D_train], batch)
             fwd_s, fwd_all, fwd_cpu = time_op(lambda: sess.run(fwd), warmup, reps)
