@@ -26,24 +26,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 import train as bench_train  # noqa: E402  (bench/train.py: the step graph, FLOP counts, timing)
 from train import tf  # noqa: E402
-
-
-def step_ops(fetches):
-    """The multiply-add ops the fetches run (as bench_train.graph_flops counts them)."""
-    todo, seen, found = [f.op if hasattr(f, "op") else f for f in fetches], set(), []
-    while todo:
-        op = todo.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        if op.type in bench_train._FLOP_OPS and not any(i.op.type == "Const" for i in op.inputs):
-            found.append(op)
-        todo.extend(i.op for i in op.inputs)
-        todo.extend(op.control_inputs)
-    return found
 
 
 def signature(op, batch):
@@ -91,7 +75,7 @@ def bound_one(config, res, batch, threads, reps, smoke, peak):
         with sess.as_default():
             _, _, _, G_train, D_train = bench_train.build_step(config, res, batch, gkw, dkw)
             step_s, _, _ = bench_train.time_op(lambda: (sess.run(G_train), sess.run(D_train)), 2, reps, best=True)
-            ops = step_ops([G_train]) + step_ops([D_train])
+            ops = bench_train.flop_ops([G_train]) + bench_train.flop_ops([D_train])
             flops = sum(bench_train.op_flops(op, batch) for op in ops)
             groups = collections.OrderedDict()
             for op in ops:
@@ -133,5 +117,4 @@ def main():
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main()

@@ -102,10 +102,10 @@ def op_flops(op, batch):
     return 2 * int(np.prod(out)) * k
 
 
-def graph_flops(fetches, batch):
-    """Summed op_flops over the ops the fetches depend on (data and control inputs)."""
+def flop_ops(fetches):
+    """The multiply-add ops the fetches depend on (data and control inputs)."""
     todo = [f.op if hasattr(f, "op") else f for f in fetches]
-    seen, total = set(), 0
+    seen, found = set(), []
     while todo:
         op = todo.pop()
         if op in seen:
@@ -114,10 +114,15 @@ def graph_flops(fetches, batch):
         # Products with a constant matrix are the FIR filters' banded form (upfirdn_2d), an
         # implementation detail: left out so counts compare across implementations.
         if op.type in _FLOP_OPS and not any(i.op.type == "Const" for i in op.inputs):
-            total += op_flops(op, batch)
+            found.append(op)
         todo.extend(i.op for i in op.inputs)
         todo.extend(op.control_inputs)
-    return total
+    return found
+
+
+def graph_flops(fetches, batch):
+    """Summed op_flops over flop_ops(fetches)."""
+    return sum(op_flops(op, batch) for op in flop_ops(fetches))
 
 
 def conv_peak_gflops(threads, reps=5):
