@@ -52,6 +52,17 @@ def test_values_match_numpy(tf_session, act):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2, 1.0, 1.5, -0.3])
+def test_lrelu_values_and_gradient_for_any_slope(tf_session, alpha):
+    """Slopes in [0, 1] take the LeakyRelu op, others the select: both match numpy, gradient too."""
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0], np.float32)
+    xt = tf.constant(x)
+    y = fba.fused_bias_act(xt, None, axis=0, act="lrelu", alpha=alpha, gain=1.0, impl="ref")
+    got, grad = tf_session.run([y, tf.gradients(tf.reduce_sum(y * np.arange(1, 6)), xt)[0]])
+    np.testing.assert_allclose(got, np.where(x > 0, x, alpha * x), rtol=1e-6)
+    np.testing.assert_allclose(grad, np.arange(1, 6) * np.where(x > 0, 1.0, alpha), rtol=1e-6)
+
 #----------------------------------------------------------------------------
 # The CUDA kernel's contract (act*10 + grad cases), in TF ops, so the CUDA path's gradient
 # wiring runs without a GPU.
