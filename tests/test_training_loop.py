@@ -127,6 +127,46 @@ def test_training_moves_generated_color_to_the_data(tmp_path):
     assert {"Loss/G/loss", "Loss/D/loss", "Loss/D/reg", "Timing/sec_per_kimg", "Progress/kimg"} <= tags
 
 
+@pytest.mark.parametrize("ema_kimg,rampup,cur_nimg", [(0.5, 0.0, 0), (0.5, 0.0, 4000), (10.0, 0.05, 0),
+                                                     (10.0, 0.05, 2000), (10.0, 0.05, 400000), (0.0, 0.05, 8000)])
+def test_ema_beta_has_the_asked_half_life(ema_kimg, rampup, cur_nimg):
+    """beta ** (half-life / batch) = 1/2, with the half-life in images = ema_kimg * 1000, capped by
+    rampup * images shown; a zero half-life is beta 0 (Gs copies G)."""
+    batch = 16
+    beta = tl.ema_beta(batch, ema_kimg, rampup, cur_nimg)
+    half_life = ema_kimg * 1000 if rampup == 0 else min(ema_kimg * 1000, rampup * cur_nimg)
+    if half_life == 0:
+        assert beta == 0.0
+    else:
+        assert 0 < beta < 1 and abs(beta ** (half_life / batch) - 0.5) < 1e-9
+
+
+def _gs_distance_to_g(run_dir):
+    """Mean |Gs - G| over G's trainables in the last snapshot of run_dir."""
+    from training import misc
+    with tf.Graph().as_default(), tflib.create_session().as_default():
+        G, _, Gs = misc.load_network_pkl(sorted(glob.glob(os.path.join(run_dir, "network-snapshot-*.pkl")))[-1])
+        names = sorted(G.trainables)
+        values = tflib.run([G.vars[n] for n in names] + [Gs.vars[n] for n in names])
+    return np.mean([np.mean(np.abs(a - b)) for a, b in zip(values[:len(names)], values[len(names):])])
+
+
+def test_ema_rampup_lets_gs_follow_g_early(tmp_path):
+    """With a 100-kimg half-life Gs stays near the untrained G over 2 kimg; with the ramp-up
+    (half-life <= 5% of the images shown) it follows G closely."""
+    from tests import train_nets_runner as runner
+    dataset = runner.make_color_dataset(str(tmp_path / "color"))
+    distance = {}
+    for rampup in (0.0, 0.05):
+        run_dir = str(tmp_path / ("run%g" % rampup))
+        os.makedirs(run_dir)
+        with tf.Graph().as_default(), tflib.create_session().as_default():
+            tl.training_loop(run_dir=run_dir, **runner.loop_kwargs(
+                dataset, 2, g_lr=0.01, G_smoothing_kimg=100.0, G_smoothing_rampup=rampup, snapshot_ticks=2))
+        distance[rampup] = _gs_distance_to_g(run_dir)
+    assert distance[0.05] < 0.2 * distance[0.0], distance
+
+
 def test_abort_file_stops_with_a_snapshot(tmp_path):
     import threading
     from tests import train_nets_runner as runner

@@ -162,6 +162,8 @@ FLAGS = [
                                "the scenes ship metrics/data/scenes_segmenter.pkl)"),
     ("g_reg_interval", "int", 4, "Lazy G regularization every this many minibatches (1 = not lazy: in the G step)"),
     ("d_reg_interval", "int", 16, "Lazy D regularization every this many minibatches (1 = not lazy: in the D step)"),
+    ("ema_rampup", "float", 0.0, "Gs half-life at most this fraction of the images shown so far (StyleGAN2-ADA: "
+                                 "0.05), so a long --ema-kimg does not hold Gs near the untrained G; 0 = off"),
     ("adam_beta1", "float", 0.0, "Adam beta1 of both optimizers"),
     ("adam_beta2", "float", 0.99, "Adam beta2 of both optimizers"),
     ("adam_eps", "float", 1e-8, "Adam epsilon of both optimizers"),
@@ -374,7 +376,8 @@ def loop_kwargs(opts, device_type="cpu", tf_config=None, resume_pkl=None):
                 keep_snapshots=opts.keep_snapshots, G_lrate=opts.g_lr, D_lrate=opts.d_lr,
                 beta1=opts.adam_beta1, beta2=opts.adam_beta2, epsilon=opts.adam_eps,
                 G_reg_interval=opts.g_reg_interval, D_reg_interval=opts.d_reg_interval,
-                G_smoothing_kimg=opts.ema_kimg, mirror_augment=opts.mirror_augment, metrics=list(opts.metrics),
+                G_smoothing_kimg=opts.ema_kimg, G_smoothing_rampup=opts.ema_rampup,
+                mirror_augment=opts.mirror_augment, metrics=list(opts.metrics),
                 resume=resume_pkl, pretrained_pkl=opts.pretrained_pkl, seed=opts.seed,
                 grid_size=tuple(opts.grid_size), tf_config=dict(tf_config or {}, **{"rnd.np_random_seed": opts.seed}))
 

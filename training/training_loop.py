@@ -172,6 +172,16 @@ def set_network_values(net, values):
 # The loop.
 
 
+def ema_beta(batch_size, ema_kimg, rampup, cur_nimg):
+    """Gs <- G + (Gs - G) * beta after a minibatch: a half-life of ema_kimg, or with rampup > 0 of
+    at most rampup * the images shown before it (StyleGAN2-ADA's ramp-up: early on G moves fast,
+    and a long average would keep Gs near the untrained network)."""
+    half_life = ema_kimg * 1000.0
+    if rampup > 0:
+        half_life = min(half_life, cur_nimg * rampup)
+    return 0.5 ** (batch_size / half_life) if half_life > 0 else 0.0
+
+
 def training_loop(*,
                   G_args,             # Generator build kwargs (func_name + options); geometry comes from the data.
                   D_args,             # Discriminator build kwargs, likewise.
@@ -197,6 +207,7 @@ def training_loop(*,
                   d_steps,            # D steps per G step (each a minibatch of reals); 1 = alternate.
                   clip_grad_norm,     # Clip each step's gradients to this global norm; 0 = off.
                   G_smoothing_kimg,   # Half-life of the Gs moving average; 0 = Gs copies G.
+                  G_smoothing_rampup, # Half-life at most this fraction of the images shown so far; 0 = off.
                   mirror_augment,     # Flip reals horizontally with probability 1/2.
                   metrics,            # Metric names (metrics/metric_defaults.py) at each snapshot.
                   seed,               # Seed of numpy and TF randomness.
@@ -214,7 +225,7 @@ def training_loop(*,
     from training import validation
     checked = dict(batch_size=batch_size, batch_gpu=batch_gpu, num_devices=num_gpus, total_kimg=total_kimg,
                    kimg_per_tick=kimg_per_tick, keep_snapshots=keep_snapshots, g_lr=G_lrate, d_lr=D_lrate,
-                   ema_kimg=G_smoothing_kimg, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
+                   ema_kimg=G_smoothing_kimg, ema_rampup=G_smoothing_rampup, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
                    grid_size=grid_size, metrics=list(metrics), g_loss=G_loss_args.get("loss"),
                    d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"), d_steps=d_steps,
                    clip_grad_norm=clip_grad_norm, augment=D_loss_args.get("augment"))
@@ -243,8 +254,8 @@ def training_loop(*,
     if cfg.G_loss_args.get("segmenter"):
         cfg.G_loss_args["segmenter"] = load_segmenter(cfg.G_loss_args["segmenter"], training_set, devices[0])
     ops = build_training_graph(G, D, devices, batch_gpu, *reader_inputs(training_set), cfg)
-    Gs_beta = 0.5 ** (batch_size / (G_smoothing_kimg * 1000.0)) if G_smoothing_kimg > 0 else 0.0
     with tf.device(devices[0]):
+        Gs_beta = tf.placeholder(tf.float32, [], name="Gs_beta")
         Gs_update = Gs.setup_as_moving_average_of(G, beta=Gs_beta)
     tflib.init_uninitialized_vars()
     extra_vars = state_variables([G, D, Gs])
@@ -280,7 +291,7 @@ def training_loop(*,
     while not done:
         with reading_records(dataset_args):
             run_minibatch(ops, cfg, minibatch_count, sums)
-        tflib.run(Gs_update)
+        tflib.run(Gs_update, {Gs_beta: ema_beta(batch_size, G_smoothing_kimg, G_smoothing_rampup, progress.cur_nimg)})
         minibatch_count += 1
         progress.cur_nimg += batch_size
         check_finite(sums, run_dir, progress.cur_nimg)
