@@ -249,6 +249,31 @@ def test_separable_form_matches_spec(tf_session, seed):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
 
 
+@pytest.mark.parametrize("down,pads,size", [(1, (2, 1, 1, 2), 19), (2, (1, 1, 0, 2), 32), (1, (0, 0, 3, 0), 20)])
+def test_depthwise_form_matches_spec(tf_session, down, pads, size):
+    """Without upsampling, NHWC outputs of DEPTHWISE_MIN_SIZE and more run as one depthwise conv:
+    values, first- and second-order gradients against the spec, on a random separable filter."""
+    rng = np.random.RandomState(size + down)
+    k = np.outer(rng.randn(4), rng.randn(3))
+    padx0, padx1, pady0, pady1 = pads
+    args = (1, 1, down, down, padx0, padx1, pady0, pady1)
+    x0 = rng.randn(2, size + 1, size, 5)
+    x = tf.placeholder(tf.float64, [None, size + 1, size, 5])
+    y_ref = ufd._upfirdn_2d_ref(x, k, *args)
+    assert min(y_ref.shape.as_list()[1:3]) >= ufd.DEPTHWISE_MIN_SIZE
+    factors = ufd._separable(k)
+    y_dw = ufd._upfirdn_2d_sep(x, factors[0], factors[1], *args)
+    assert y_dw.op.type == "DepthwiseConv2dNative"
+    weights = tf.constant(rng.rand(*([2] + y_ref.shape.as_list()[1:])))
+    outs = []
+    for y in (y_ref, y_dw):
+        g = tf.gradients(tf.reduce_sum(tf.square(y) * weights), x)[0]
+        dh = tf.gradients(tf.reduce_sum(tf.square(g)), x)[0]
+        outs.append(tf_session.run([y, g, dh], {x: x0}))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
+
+
 def test_non_separable_or_dynamic_filters_use_the_spec():
     assert ufd._separable(np.array([[1.0, 2.0], [3.0, 5.0]])) is None
     assert ufd._separable(tf.constant([[1.0]])) is None

@@ -120,6 +120,8 @@ def _upfirdn_2d_ref(x, k, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
 # The banded-matrix form costs O(size) multiply-adds per output sample against the spec's O(taps),
 # but runs as dense matrix products; on 2 CPU cores it still won 1.5-2.3x at 256 (fwd+bwd).
 SEP_MAX_SIZE = 512
+# Without upsampling, NHWC outputs this wide and high or more are filtered by a depthwise convolution.
+DEPTHWISE_MIN_SIZE = 16
 
 
 def _separable(k):
@@ -163,6 +165,9 @@ def _upfirdn_2d_sep(x, ky, kx, upx, upy, downx, downy, padx0, padx1, pady0, pady
         y = tf.reshape(y, [-1, in_h, out_w])                                  # [M, inH, outW]
         y = tf.matmul(tf.constant(ay.T, x.dtype), y)                          # [M, outH, outW]
         return tf.reshape(y, [-1, out_h, out_w, 1])
+    if (upx == upy == 1 and min(padx0, padx1, pady0, pady1) >= 0 and min(out_h, out_w) >= DEPTHWISE_MIN_SIZE
+            and _depthwise_differentiable()):
+        return _depthwise_fir(x, ky, kx, downx, downy, padx0, padx1, pady0, pady1)
     # NHWC: each axis is a middle axis, contracted by one broadcast batched product with no
     # transposes (2x faster than transposing to NCHW and back, forward+backward, on 2 CPU cores).
     y = tf.reshape(x, [-1, in_w, minor])                                      # [M*inH, inW, minor]
@@ -170,6 +175,28 @@ def _upfirdn_2d_sep(x, ky, kx, upx, upy, downx, downy, padx0, padx1, pady0, pady
     y = tf.reshape(y, [-1, in_h, out_w * minor])                              # [M, inH, outW*minor]
     y = tf.matmul(tf.constant(ay.T, x.dtype), y)                              # [outH, inH] x -> [M, outH, outW*minor]
     return tf.reshape(y, [-1, out_h, out_w, minor])
+
+
+def _depthwise_fir(x, ky, kx, downx, downy, padx0, padx1, pady0, pady1):
+    """upfirdn_2d without upsampling on NHWC images as one depthwise convolution (the same filter
+    on every channel, stride = down): O(taps) multiply-adds per output where the band matrices
+    take O(size); forward+backward on 2 CPU cores 1.5x (16x16, 512 channels) to 4.5x (256x256,
+    32 channels) faster than them, slower at 8x8."""
+    minor = x.shape.as_list()[3]
+    k = np.outer(ky, kx)[::-1, ::-1]         # depthwise_conv2d correlates: flip for a convolution
+    w = np.tile(k[:, :, np.newaxis, np.newaxis], [1, 1, minor, 1])              # [kh, kw, C, 1]
+    x = tf.pad(x, [[0, 0], [pady0, pady1], [padx0, padx1], [0, 0]])
+    return tf.nn.depthwise_conv2d(x, tf.constant(w, x.dtype), [1, downy, downx, 1], "VALID")
+
+
+def _depthwise_differentiable():
+    """Whether this TensorFlow differentiates depthwise convolutions twice (R1 needs the gradient
+    of their input gradient); else the band matrices stay."""
+    try:
+        from tensorflow.python.framework import ops as tf_ops
+        return tf_ops._gradient_registry.lookup("DepthwiseConv2dNativeBackpropInput") is not None
+    except (ImportError, AttributeError, LookupError):
+        return False
 
 
 def _kernel(x, k, upx, upy, downx, downy, padx0, padx1, pady0, pady1):
