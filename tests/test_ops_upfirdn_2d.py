@@ -224,6 +224,18 @@ def test_upfirdn_2d_gradients(tf_session, monkeypatch, path):
 # The separable fast form (_upfirdn_2d_sep, what impl='ref' runs for separable filters) against
 # the spec (_upfirdn_2d_ref): values, first- and second-order gradients, on random cases.
 
+def _assert_same_values_and_gradients(sess, x, x0, y_ref, y_other, rng):
+    """y_other == y_ref at x0, with the first- and second-order gradients of a random weighting."""
+    weights = tf.constant(rng.rand(*([x0.shape[0]] + y_ref.shape.as_list()[1:])))
+    outs = []
+    for y in (y_ref, y_other):
+        g = tf.gradients(tf.reduce_sum(tf.square(y) * weights), x)[0]
+        dh = tf.gradients(tf.reduce_sum(tf.square(g)), x)[0]
+        outs.append(sess.run([y, g, dh], {x: x0}))
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_separable_form_matches_spec(tf_session, seed):
     rng = np.random.RandomState(100 + seed)
@@ -239,14 +251,7 @@ def test_separable_form_matches_spec(tf_session, seed):
     y_ref = ufd._upfirdn_2d_ref(x, k, *args)
     y_sep = ufd._upfirdn_2d_sep(x, factors[0], factors[1], *args)
     assert y_sep.shape.as_list()[1:] == y_ref.shape.as_list()[1:]
-    weights = tf.constant(rng.rand(*([shape[0]] + y_ref.shape.as_list()[1:])))
-    outs = []
-    for y in (y_ref, y_sep):
-        g = tf.gradients(tf.reduce_sum(tf.square(y) * weights), x)[0]
-        dh = tf.gradients(tf.reduce_sum(tf.square(g)), x)[0]
-        outs.append(tf_session.run([y, g, dh], {x: x0}))
-    for a, b in zip(*outs):
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
+    _assert_same_values_and_gradients(tf_session, x, x0, y_ref, y_sep, rng)
 
 
 @pytest.mark.parametrize("down,pads,size", [(1, (2, 1, 1, 2), 19), (2, (1, 1, 0, 2), 32), (1, (0, 0, 3, 0), 20)])
@@ -264,14 +269,7 @@ def test_depthwise_form_matches_spec(tf_session, down, pads, size):
     factors = ufd._separable(k)
     y_dw = ufd._upfirdn_2d_sep(x, factors[0], factors[1], *args)
     assert y_dw.op.type == "DepthwiseConv2dNative"
-    weights = tf.constant(rng.rand(*([2] + y_ref.shape.as_list()[1:])))
-    outs = []
-    for y in (y_ref, y_dw):
-        g = tf.gradients(tf.reduce_sum(tf.square(y) * weights), x)[0]
-        dh = tf.gradients(tf.reduce_sum(tf.square(g)), x)[0]
-        outs.append(tf_session.run([y, g, dh], {x: x0}))
-    for a, b in zip(*outs):
-        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6 * max(1.0, np.abs(a).max()))
+    _assert_same_values_and_gradients(tf_session, x, x0, y_ref, y_dw, rng)
 
 
 def test_non_separable_or_dynamic_filters_use_the_spec():

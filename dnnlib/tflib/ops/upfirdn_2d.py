@@ -11,7 +11,10 @@ separable one (all StyleGAN2 filters are) and the images are at most SEP_MAX_SIZ
 each axis's upsampling, padding, filtering and downsampling is one constant banded matrix, so the
 op is two matrix products whose gradients are matrix products too (no pads, slices or 1-channel
 convolutions, which cost 16% of a CPU training step). Measured on 2 CPU cores, forward+backward:
-14x faster at 32x32 up, 26x at 16x16 down, 2.3x at 256x256 up (B*C = 4096, 4096, 512).
+14x faster at 32x32 up, 26x at 16x16 down, 2.3x at 256x256 up (B*C = 4096, 4096, 512). On NHWC
+images without upsampling and outputs of 16x16 and more (the filters around the networks' strided
+and transposed convolutions), the separable form is one depthwise convolution instead, O(taps) per
+output sample where the banded matrices take O(size): 1.5x (16x16) to 4.5x (256x256) faster again.
 """
 
 import os
