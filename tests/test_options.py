@@ -35,8 +35,10 @@ def test_every_recipe_resolves_with_every_preset():
             # A preset's own training recipe (TransGAN's) wins over the dataset row's columns.
             trained = dict(options.PRESETS[preset]["training"],
                            **options.FAMILY_RECIPES.get(options.PRESETS[preset]["family"], {}).get(recipe, {}))
-            row.update({col: trained[opt] for col, opt in (("gamma", "gamma"), ("lr", "g_lr")) if opt in trained})
+            row.update({col: trained[opt] for col, opt in (("gamma", "gamma"), ("lr", "g_lr"), ("dlr", "d_lr"))
+                        if opt in trained})
             assert opts.gamma == row["gamma"] and opts.total_kimg == row["kimg"] and opts.g_lr == row["lr"]
+            assert opts.d_lr == row["dlr"]
             if options.PRESETS[preset]["transformer"]:      # the row's model column: GANsformer presets only
                 assert all(opts.G_args[key] == value for key, value in row["gansformer"].items())
             elif options.PRESETS[preset]["family"] == "networks":

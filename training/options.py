@@ -84,7 +84,7 @@ BASELINE_PRESETS = ("GAN", "StyleGAN2", "kGAN", "SAGAN", "TransGAN", "TransGAN-2
 # rose after 8 kimg (2009, 521, 790 at 4, 8, 12 kimg) while its raw G kept falling (625, 481,
 # 413): Gs averaged a G that still moves fast; at 0.5 Gs scored 556, 550, 455.
 
-RECIPE_COLUMNS = ("kimg", "tick", "snap", "batch", "batch_gpu", "lr", "gamma", "ema", "mirror", "res",
+RECIPE_COLUMNS = ("kimg", "tick", "snap", "batch", "batch_gpu", "lr", "dlr", "gamma", "ema", "mirror", "res",
                   "cbase", "cmax", "gansformer")
 _SMALL_LATENTS = dict(components_num=8, latent_size=128, mapping_ltnt2ltnt=False)
 # scenes: no global style and no attention dropout (issue 15, bench/quality.py, 40 kimg, seed 1000):
@@ -95,19 +95,19 @@ _SMALL_LATENTS = dict(components_num=8, latent_size=128, mapping_ltnt2ltnt=False
 # prob 0.65 at 40 kimg) and fid_scenes ends at 135 instead of 168 (StyleGAN2: 224).
 _SCENES_LATENTS = dict(_SMALL_LATENTS, style=False, attention_dropout=0.0)
 _RECIPE_ROWS = {
-    #              kimg   tick snap batch bgpu lr     gamma  ema   mirror res   cbase cmax  gansformer
-    "default":    (25000, 8,   3,   32,   4,   0.002, 10.0,  10.0, False, None, None, None, {}),
-    "scenes":     (40,    1,   4,   16,   16,  0.002, 1.0,   0.5,  False, 32,   2048, 64,   _SCENES_LATENTS),
-    "clevr":      (25000, 8,   3,   32,   4,   0.002, 40.0,  10.0, False, None, None, None, dict(_SMALL_LATENTS, style=False)),
-    "cityscapes": (25000, 8,   3,   32,   4,   0.002, 20.0,  10.0, True,  None, None, None, {}),
-    "ffhq":       (25000, 8,   3,   32,   4,   0.002, 10.0,  10.0, True,  None, None, None, {}),
-    "bedrooms":   (25000, 8,   3,   32,   4,   0.002, 100.0, 10.0, False, None, None, None, {}),
+    #              kimg   tick snap batch bgpu lr     dlr    gamma  ema   mirror res   cbase cmax  gansformer
+    "default":    (25000, 8,   3,   32,   4,   0.002, 0.002, 10.0,  10.0, False, None, None, None, {}),
+    "scenes":     (40,    1,   4,   16,   16,  0.002, 0.002, 1.0,   0.5,  False, 32,   2048, 64,   _SCENES_LATENTS),
+    "clevr":      (25000, 8,   3,   32,   4,   0.002, 0.002, 40.0,  10.0, False, None, None, None, dict(_SMALL_LATENTS, style=False)),
+    "cityscapes": (25000, 8,   3,   32,   4,   0.002, 0.002, 20.0,  10.0, True,  None, None, None, {}),
+    "ffhq":       (25000, 8,   3,   32,   4,   0.002, 0.002, 10.0,  10.0, True,  None, None, None, {}),
+    "bedrooms":   (25000, 8,   3,   32,   4,   0.002, 0.002, 100.0, 10.0, False, None, None, None, {}),
 }
 assert all(len(row) == len(RECIPE_COLUMNS) for row in _RECIPE_ROWS.values())
 RECIPES = {name: dict(zip(RECIPE_COLUMNS, row)) for name, row in _RECIPE_ROWS.items()}
 # Recipe column -> the training options it sets.
 RECIPE_TARGETS = dict(kimg=("total_kimg",), tick=("kimg_per_tick",), snap=("snapshot_ticks",), batch=("batch_size",),
-                      batch_gpu=("batch_gpu",), lr=("g_lr", "d_lr"), gamma=("gamma",), ema=("ema_kimg",),
+                      batch_gpu=("batch_gpu",), lr=("g_lr",), dlr=("d_lr",), gamma=("gamma",), ema=("ema_kimg",),
                       mirror=("mirror_augment",), res=("resolution",))
 SCENES_SEGMENTER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "metrics", "data",
                                 "scenes_segmenter.pkl")
