@@ -274,6 +274,10 @@ def training_loop(*,
                          cur_tick=progress.cur_tick, elapsed_time=progress.elapsed(),
                          np_rng_state=progress.rng.get_state(),
                          tf_vars=dict(zip([v.name for v in extra_vars], tflib.run(extra_vars))))
+        # Room first, so that a kill at any moment leaves at most keep_snapshots on disk (with
+        # keep 1 the new snapshot has to land before the old one goes).
+        if keep_snapshots > 1:
+            snapshot.prune_snapshots(run_dir, keep_snapshots - 1)
         path = snapshot.save_snapshot(run_dir, progress.cur_nimg // 1000, (G, D, Gs), state_out)
         snapshot.prune_snapshots(run_dir, keep_snapshots)
         return path
