@@ -97,11 +97,7 @@ def bound_one(config, res, batch, threads, reps, smoke, peak):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default="gansformer,stylegan2")
-    parser.add_argument("--res", default="32")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=5)
+    bench_train.add_step_args(parser, "32")
     parser.add_argument("--smoke", action="store_true", help="tiny networks at 16x16, 2 repetitions")
     args = parser.parse_args()
     resolutions = [16] if args.smoke else [int(r) for r in args.res.split(",")]

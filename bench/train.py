@@ -232,14 +232,19 @@ def bench_one(config, res, batch, threads, warmup, reps, smoke, peak=None, chann
     return out
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_step_args(parser, res):
+    """The options bench/train.py and bench/conv_bound.py share: which steps, how timed."""
     parser.add_argument("--configs", default="gansformer,stylegan2")
-    parser.add_argument("--res", default="32,64,256")
+    parser.add_argument("--res", default=res)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--reps", type=int, default=5)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_step_args(parser, "32,64,256")
+    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--smoke", action="store_true", help="tiny networks at 16x16, one repetition")
     parser.add_argument("--channel-base", type=int, default=None, help="override the channels at every --res")
     parser.add_argument("--channel-max", type=int, default=None, help="override the channels at every --res")

@@ -98,6 +98,31 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     assert not glob.glob(os.path.join(run_dir, ".*.tmp-*"))    # No temporaries left behind.
 
 
+@pytest.mark.parametrize("keep", [1, 3])
+def test_keep_snapshots_is_never_exceeded_and_a_failed_save_keeps_the_newest(tmp_path, monkeypatch, keep):
+    """save_snapshot(keep=N) has at most N snapshots on disk at every moment, counted right after
+    each rename into place (keep 1: the new one lands before the old one goes, so 2 there), also
+    when the save of a new one dies midway (an unpicklable network); the newest one survives."""
+    run = str(tmp_path)
+    on_disk = []
+    real_replace = os.replace
+
+    def replace_and_count(src, dst):
+        real_replace(src, dst)
+        on_disk.append(len(snapshot.list_snapshots(run)))
+    monkeypatch.setattr(snapshot.os, "replace", replace_and_count)
+    state = dict(cur_nimg=0, cur_tick=0)
+    for kimg in range(1, 5):
+        snapshot.save_snapshot(run, kimg, ("G%d" % kimg, "D", "Gs"), dict(state, cur_nimg=kimg * 1000), keep=keep)
+        assert [k for k, _ in snapshot.list_snapshots(run)] == list(range(max(1, kimg - keep + 1), kimg + 1))
+    assert max(on_disk) == max(keep, 2)
+    with pytest.raises(Exception):
+        snapshot.save_snapshot(run, 5, (lambda: None, "D", "Gs"), dict(state, cur_nimg=5000), keep=keep)
+    kimgs = [k for k, _ in snapshot.list_snapshots(run)]
+    assert len(kimgs) <= keep and kimgs[-1] == 4
+    assert not glob.glob(os.path.join(run, ".*.tmp-*"))
+
+
 def test_resume_restores_optimizer_state_counters_and_networks(tmp_path):
     dataset = runner.make_color_dataset(str(tmp_path / "color"))
     run_dir = str(tmp_path / "run")

@@ -60,11 +60,16 @@ def file_md5(path, chunk=1 << 22):
     return md5.hexdigest()
 
 
-def save_snapshot(run_dir, kimg, networks, state):
+def save_snapshot(run_dir, kimg, networks, state, keep=0):
     """Pickle (G, D, Gs) to a temporary file (hashing it), write the state stamped with that
     MD5 into place, then rename the network pickle into place: a network pickle on disk always
     has a state beside it, and a state whose network rename was cut short is recognised by its
-    stamp. Returns the network pickle's path."""
+    stamp. keep > 0: keep only the newest `keep` snapshots, never more on disk at any moment
+    (room is made first; with keep 1 the new one lands before the old one goes). Returns the
+    network pickle's path."""
+    keep = keep or 0
+    if keep > 1:
+        prune_snapshots(run_dir, keep - 1)
     network_path = os.path.join(run_dir, NETWORK_FMT % kimg)
     fd, temp_path = tempfile.mkstemp(prefix=".%s.tmp-" % os.path.basename(network_path), dir=run_dir)
     try:
@@ -80,6 +85,8 @@ def save_snapshot(run_dir, kimg, networks, state):
     finally:
         if os.path.exists(temp_path):
             os.remove(temp_path)
+    if keep == 1:
+        prune_snapshots(run_dir, keep)
     return network_path
 
 

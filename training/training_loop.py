@@ -225,7 +225,8 @@ def training_loop(*,
     from training import validation
     checked = dict(batch_size=batch_size, batch_gpu=batch_gpu, num_devices=num_gpus, total_kimg=total_kimg,
                    kimg_per_tick=kimg_per_tick, keep_snapshots=keep_snapshots, g_lr=G_lrate, d_lr=D_lrate,
-                   ema_kimg=G_smoothing_kimg, ema_rampup=G_smoothing_rampup, g_reg_interval=G_reg_interval, d_reg_interval=D_reg_interval,
+                   ema_kimg=G_smoothing_kimg, ema_rampup=G_smoothing_rampup, g_reg_interval=G_reg_interval,
+                   d_reg_interval=D_reg_interval,
                    grid_size=grid_size, metrics=list(metrics), g_loss=G_loss_args.get("loss"),
                    d_loss=D_loss_args.get("loss"), d_reg=D_loss_args.get("reg"), d_steps=d_steps,
                    clip_grad_norm=clip_grad_norm, augment=D_loss_args.get("augment"))
@@ -274,13 +275,7 @@ def training_loop(*,
                          cur_tick=progress.cur_tick, elapsed_time=progress.elapsed(),
                          np_rng_state=progress.rng.get_state(),
                          tf_vars=dict(zip([v.name for v in extra_vars], tflib.run(extra_vars))))
-        # Room first, so that a kill at any moment leaves at most keep_snapshots on disk (with
-        # keep 1 the new snapshot has to land before the old one goes).
-        if keep_snapshots > 1:
-            snapshot.prune_snapshots(run_dir, keep_snapshots - 1)
-        path = snapshot.save_snapshot(run_dir, progress.cur_nimg // 1000, (G, D, Gs), state_out)
-        snapshot.prune_snapshots(run_dir, keep_snapshots)
-        return path
+        return snapshot.save_snapshot(run_dir, progress.cur_nimg // 1000, (G, D, Gs), state_out, keep=keep_snapshots)
 
     # The loop: minibatches until a tick is due, then the tick line, snapshots and metrics.
     print("Training for %g kimg (from %g) with batch %d = %d device(s) x %d x %d rounds..."

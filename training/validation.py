@@ -226,8 +226,8 @@ def _validate_training(t):
     for key, integer in positive.items():
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], above=0, integer=integer)
-    for key in ("gamma", "ema_kimg", "ema_rampup", "pl_weight", "adam_beta1", "adam_eps", "clip_grad_norm", "segment_weight",
-                "semantic_weight"):
+    for key in ("gamma", "ema_kimg", "ema_rampup", "pl_weight", "adam_beta1", "adam_eps", "clip_grad_norm",
+                "segment_weight", "semantic_weight"):
         if key in t:
             _number("--" + key.replace("_", "-"), t[key], low=0)
     for key in ("adam_beta1", "adam_beta2"):

@@ -17,6 +17,7 @@ and transposed convolutions), the separable form is one depthwise convolution in
 output sample where the banded matrices take O(size): 1.5x (16x16) to 4.5x (256x256) faster again.
 """
 
+import functools
 import os
 
 import numpy as np
@@ -192,6 +193,7 @@ def _depthwise_fir(x, ky, kx, downx, downy, padx0, padx1, pady0, pady1):
     return tf.nn.depthwise_conv2d(x, tf.constant(w, x.dtype), [1, downy, downx, 1], "VALID")
 
 
+@functools.lru_cache(maxsize=None)
 def _depthwise_differentiable():
     """Whether this TensorFlow differentiates depthwise convolutions twice (R1 needs the gradient
     of their input gradient); else the band matrices stay."""
