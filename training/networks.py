@@ -404,7 +404,8 @@ def centroid_probs(queries, query_pos, num_to, num_heads, mask, attention_dropou
                 a = normalize_over_from(probs)                                   # [B, N, F, T]
                 centroids = tf.matmul(a, e, transpose_a=True)                    # [B,N,F,T]^T.[B,N,F,E] -> [B, N, T, E]
             st = tf.get_variable("st_weights", [N, 1, E], initializer=tf.initializers.ones())
-            scores = tf.matmul(e * st, centroids, transpose_b=True)              # [B,N,F,E].[B,N,T,E]^T -> [B, N, F, T]
+            # (e * st) . c^T == e . (c * st)^T: scaling the T centroids, not the F elements, is the cheaper side.
+            scores = tf.matmul(e, centroids * st, transpose_b=True)              # [B,N,F,E].[B,N,T,E]^T -> [B, N, F, T]
             probs = attention_dropout_fn(masked_softmax(scores / np.sqrt(H), mask), attention_dropout)
     return probs
 
