@@ -10,12 +10,16 @@ from PIL import Image
 from training.data.scenes import render_scenes
 
 
-def _quality():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "quality.py")
-    spec = importlib.util.spec_from_file_location("bench_quality", path)
+def _bench(name):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", name + ".py")
+    spec = importlib.util.spec_from_file_location("bench_" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _quality():
+    return _bench("quality")
 
 
 def test_curves_png_and_table(tmp_path):
@@ -40,14 +44,6 @@ def test_object_stats_of_real_scenes():
     assert 0.05 < stats["object_fraction"] < 0.6 and 1 <= stats["objects"] <= 5
 
 
-def _quality_seeds():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "quality_seeds.py")
-    spec = importlib.util.spec_from_file_location("bench_quality_seeds", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _write_quality(folder, seed, curves):
     import json
     os.makedirs(str(folder), exist_ok=True)
@@ -59,7 +55,7 @@ def _write_quality(folder, seed, curves):
 def test_seed_summary_against_numpy(tmp_path, capsys):
     import json
     import pytest
-    seeds = _quality_seeds()
+    seeds = _bench("quality_seeds")
     rng = np.random.RandomState(3)
     gf = {s: dict(zip((4, 8, 12), rng.uniform(50, 500, 3))) for s in (1, 2)}
     sg = {s: dict(zip((4, 8, 12), rng.uniform(50, 500, 3))) for s in (1, 2)}
