@@ -111,9 +111,10 @@ def flop_ops(fetches):
         if op in seen:
             continue
         seen.add(op)
-        # Products with a constant matrix are the FIR filters' banded form (upfirdn_2d), an
-        # implementation detail: left out so counts compare across implementations.
-        if op.type in _FLOP_OPS and not any(i.op.type == "Const" for i in op.inputs):
+        # Products with a constant float operand are the FIR filters (upfirdn_2d's band matrices
+        # or depthwise form), an implementation detail: left out so counts compare across
+        # implementations. Constant integer inputs (a conv gradient's sizes) are not operands.
+        if op.type in _FLOP_OPS and not any(i.op.type == "Const" and i.dtype.is_floating for i in op.inputs):
             found.append(op)
         todo.extend(i.op for i in op.inputs)
         todo.extend(op.control_inputs)
