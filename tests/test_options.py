@@ -169,3 +169,15 @@ def test_training_options_checked_against_the_model(given, fixed, fragment):
     with pytest.raises(UserError, match=fragment):
         options.resolve(given)
     options.resolve(fixed)
+
+
+def test_a_g_option_in_either_spelling_replaces_the_presets():
+    # The GANsformer preset's G is resnet (its g_architecture column); --architecture skip is G's
+    # architecture too and wins, under either name; naming both is a conflict.
+    assert options.resolve_model("gansformer", resolution=32)[0]["architecture"] == "resnet"
+    for key in ("architecture", "g_architecture"):
+        gkw, dkw = options.resolve_model("gansformer", resolution=32, **{key: "skip"})
+        assert gkw["architecture"] == "skip" and dkw["architecture"] == "resnet"
+    assert options.resolve({"dataset": "scenes", "architecture": "skip"}).G_args["architecture"] == "skip"
+    with pytest.raises(UserError, match="name the same G option"):
+        options.resolve_model("gansformer", resolution=32, architecture="skip", g_architecture="orig")

@@ -264,7 +264,11 @@ def resolve_model(preset, **overrides):
     family = row.pop("family")
     own = row.pop("family_opts") or {}
     row.pop("training")
-    gkw, dkw = route(dict(row, **dict(own, **overrides)), family, preset_row=row)
+    # An override names a G option in either spelling (architecture / g_architecture): it
+    # replaces the preset's value under the other spelling too (both given is still a conflict).
+    other = {k[2:] if k.startswith("g_") else "g_" + k for k in overrides}
+    defaults = {k: v for k, v in dict(row, **own).items() if k not in other}
+    gkw, dkw = route(dict(defaults, **overrides), family, preset_row=row)
     validate(G=gkw, D=dkw, family=family)
     return gkw, dkw
 
