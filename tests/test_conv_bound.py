@@ -8,16 +8,16 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 
-def _conv_bound():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "conv_bound.py")
-    spec = importlib.util.spec_from_file_location("bench_conv_bound", path)
+def _bench(name):
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", name + ".py")
+    spec = importlib.util.spec_from_file_location("bench_%s_under_test" % name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_other_ops_rebuilt_with_step_values():
-    cb = _conv_bound()
+    cb = _bench("conv_bound")
     with tf.Graph().as_default(), tf.Session() as sess:
         # Shapes unknown to the graph: the rebuild must take them (and Tile's multiples) from a run.
         n = tf.random_uniform([], 2, 5, dtype=tf.int32, seed=1)
@@ -46,16 +46,8 @@ def test_other_ops_rebuilt_with_step_values():
     assert "Tile" not in untimed and len(ops) > len(by_type)
 
 
-def _bench_train():
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "train.py")
-    spec = importlib.util.spec_from_file_location("bench_train_flops", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_flop_count_of_a_conv_its_gradients_and_a_filter():
-    bt = _bench_train()
+    bt = _bench("train")
     b, h, w, ci, co = 2, 6, 6, 3, 4
     with tf.Graph().as_default():
         x = tf.Variable(np.ones([b, h, w, ci], np.float32))
