@@ -289,7 +289,7 @@ def test_presets_table_and_resolution():
     ("SAGAN", dict(resolution=16), "g_img2img"),
     ("gansformer", dict(integration="sum"), "integration"),
     ("gansformer", dict(mapping_shared_dim=16), "mapping_shared_dim"),
-    ("gansformer", dict(architecture="skip"), "give one"),
+    ("gansformer", dict(architecture="skip", g_architecture="orig"), "give one"),
     ("gansformer", dict(num_heads=3, channel_max=32, channel_base=128, components_num=3, latent_size=24), "num_heads"),
 ])
 def test_presets_reject_bad_options(preset, over, fragment):
