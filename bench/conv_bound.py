@@ -89,19 +89,6 @@ _NOT_TIMED = {"Const", "Placeholder", "VarHandleOp", "VariableV2", "ReadVariable
               "Switch", "Merge", "Enter", "Exit", "NextIteration", "LoopCond", "ControlTrigger", "StopGradient"}
 
 
-def step_ops(fetches):
-    """Every op the fetches depend on (data and control inputs)."""
-    todo = [f.op if hasattr(f, "op") else f for f in fetches]
-    seen = set()
-    while todo:
-        op = todo.pop()
-        if op not in seen:
-            seen.add(op)
-            todo.extend(i.op for i in op.inputs)
-            todo.extend(op.control_inputs)
-    return list(seen)
-
-
 def timeable(op):
     """An op with float outputs, float or integer inputs, no state, outside control flow (whose
     tensors a plain run cannot fetch): it can be rebuilt alone and its time is data work."""
@@ -122,9 +109,13 @@ def step_values(ops):
 def other_ops_bound(fetch_groups, flop_set, batch, threads, reps):
     """(seconds by type, untimed counts by type) of the ops outside flop_set that the fetches
     run, each distinct one (type, input shapes and integer values, attributes) timed alone."""
-    ops = [op for fetches in fetch_groups for op in step_ops(fetches) if op not in flop_set]
-    timed = [op for op in ops if timeable(op)]
-    untimed = collections.Counter(op.type for op in ops if not timeable(op))
+    ops = [op for fetches in fetch_groups for op in bench_train.step_ops(fetches) if op not in flop_set]
+    timed, untimed = [], collections.Counter()
+    for op in ops:
+        if timeable(op):
+            timed.append(op)
+        else:
+            untimed[op.type] += 1
     values = step_values(timed)
     groups = collections.OrderedDict()
     for op in timed:

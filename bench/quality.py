@@ -187,13 +187,14 @@ def real_object_stats(data_dir, resolution, num=256):
 # The curves (PIL).
 
 
-def plot(results, path, panel=(300, 200)):
+def plot(results, path, panel=(300, 200), curves=CURVES):
+    """One panel per (key, title, log_y) of curves, a line per configuration of results."""
     from PIL import Image, ImageDraw, ImageFont
     font = ImageFont.load_default()
     colours = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
                (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
     names = sorted(results["configs"])
-    cols, rows = 4, (len(CURVES) + 3) // 4
+    cols, rows = 4, (len(curves) + 3) // 4
     legend_h = 16 * ((len(names) + 3) // 4) + 8
     img = Image.new("RGB", (cols * panel[0], rows * panel[1] + legend_h), "white")
     draw = ImageDraw.Draw(img)
@@ -202,7 +203,7 @@ def plot(results, path, panel=(300, 200)):
         draw.line([x, y + 6, x + 20, y + 6], fill=colours[i % len(colours)], width=3)
         draw.text((x + 26, y), name, fill="black", font=font)
     reals = results.get("reals", {})
-    for p, (key, title, log_y) in enumerate(CURVES):
+    for p, (key, title, log_y) in enumerate(curves):
         ox, oy = (p % cols) * panel[0], legend_h + (p // cols) * panel[1]
         left, top, right, bottom = ox + 60, oy + 18, ox + panel[0] - 12, oy + panel[1] - 26
         draw.text((ox + 60, oy + 3), title, fill="black", font=font)

@@ -16,12 +16,15 @@ evaluated; --from-kimg leaves out the first points ("past the first few kimg").
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import quality  # noqa: E402  (bench/quality.py: its plot)
 
 
 def load_seed(spec):
@@ -66,13 +69,12 @@ def aggregate(seeds, name, ref, ratio, from_kimg=0.0):
     kimgs = sorted(k for k in set.intersection(*[set(c) & set(r) for _, c, r in runs]) if k >= from_kimg) if runs else []
     table, within, total, seeds_every = [], 0, 0, []
     for seed, curve, ref_curve in runs:
-        ks = [k for k in kimgs if k in curve and k in ref_curve]
-        ok = [curve[k] <= ratio * ref_curve[k] for k in ks]
+        ok = [curve[k] <= ratio * ref_curve[k] for k in kimgs]
         within, total = within + sum(ok), total + len(ok)
-        if ks and all(ok):
+        if kimgs and all(ok):
             seeds_every.append(seed)
     for k in kimgs:
-        pairs = [(seed, c[k], r[k]) for seed, c, r in runs if k in c and k in r]
+        pairs = [(seed, c[k], r[k]) for seed, c, r in runs]
         table.append(dict(kimg=k, seeds=[s for s, _, _ in pairs], fid=[v for _, v, _ in pairs],
                           ref=[r for _, _, r in pairs], ratio=[v / r for _, v, r in pairs],
                           geomean_fid=geomean([v for _, v, _ in pairs]), geomean_ref=geomean([r for _, _, r in pairs]),
@@ -101,9 +103,6 @@ def markdown(summaries, ratio):
 def plot_geomeans(summaries, path):
     """Panels through bench/quality.py's plot: the geometric-mean fid_scenes of each configuration
     and of the reference, then each seed's curves."""
-    spec = importlib.util.spec_from_file_location("bench_quality", os.path.join(os.path.dirname(__file__), "quality.py"))
-    quality = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(quality)
     seeds = sorted({seed for s in summaries for seed in s["seeds"]}, key=str)
     configs = {}
 
@@ -118,9 +117,9 @@ def plot_geomeans(summaries, path):
         add(s["config"], s["points"], "geomean_fid", "fid")
         if s["reference"] not in configs:
             add(s["reference"], s["points"], "geomean_ref", "ref")
-    quality.CURVES = [("fid_geomean", "fid_scenes, geometric mean over seeds (log)", True)] + [
+    curves = [("fid_geomean", "fid_scenes, geometric mean over seeds (log)", True)] + [
         ("fid_%s" % seed, "fid_scenes, seed %s (log)" % seed, True) for seed in seeds]
-    quality.plot(dict(configs=configs), path)
+    quality.plot(dict(configs=configs), path, curves=curves)
 
 
 def main(argv=None):

@@ -102,23 +102,26 @@ def op_flops(op, batch):
     return 2 * int(np.prod(out)) * k
 
 
-def flop_ops(fetches):
-    """The multiply-add ops the fetches depend on (data and control inputs)."""
+def step_ops(fetches):
+    """Every op the fetches depend on (data and control inputs)."""
     todo = [f.op if hasattr(f, "op") else f for f in fetches]
-    seen, found = set(), []
+    seen = set()
     while todo:
         op = todo.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        # Products with a constant float operand are the FIR filters (upfirdn_2d's band matrices
-        # or depthwise form), an implementation detail: left out so counts compare across
-        # implementations. Constant integer inputs (a conv gradient's sizes) are not operands.
-        if op.type in _FLOP_OPS and not any(i.op.type == "Const" and i.dtype.is_floating for i in op.inputs):
-            found.append(op)
-        todo.extend(i.op for i in op.inputs)
-        todo.extend(op.control_inputs)
-    return found
+        if op not in seen:
+            seen.add(op)
+            todo.extend(i.op for i in op.inputs)
+            todo.extend(op.control_inputs)
+    return list(seen)
+
+
+def flop_ops(fetches):
+    """The multiply-add ops the fetches depend on. Products with a constant float operand are the
+    FIR filters (upfirdn_2d's band matrices or depthwise form), an implementation detail: left out
+    so counts compare across implementations. Constant integer inputs (a conv gradient's sizes)
+    are not operands."""
+    return [op for op in step_ops(fetches) if op.type in _FLOP_OPS
+            and not any(i.op.type == "Const" and i.dtype.is_floating for i in op.inputs)]
 
 
 def graph_flops(fetches, batch):

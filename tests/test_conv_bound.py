@@ -28,7 +28,7 @@ def test_other_ops_rebuilt_with_step_values():
         loss = tf.reduce_sum(tiled) + tf.reduce_sum(y)
         sess.run(tf.global_variables_initializer())
         with sess.as_default():
-            ops = cb.step_ops([loss])
+            ops = cb.bench_train.step_ops([loss])
             tile_op = tiled.op
             values = cb.step_values([tile_op])
             n_value = values[tile_op.inputs[1].name][1]
