@@ -134,6 +134,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not (np.isfinite(args.ratio) and args.ratio > 0):
         raise SystemExit("--ratio: %r is not a positive number" % args.ratio)
+    if args.png and os.path.isdir(args.png):
+        raise SystemExit("--png %s: is a folder; give the PNG's file name" % args.png)
     seeds = merge_seeds([load_seed(p) for p in args.runs])
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     missing = [n for n in names + [args.ref] if not any(n in curves for _, curves in seeds)]

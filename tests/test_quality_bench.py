@@ -80,5 +80,7 @@ def test_seed_summary_against_numpy(tmp_path, capsys):
     assert Image.open(str(tmp_path / "s.png")).size[0] > 600
     with pytest.raises(SystemExit, match="no quality.json"):
         seeds.main([str(tmp_path / "missing")])
+    with pytest.raises(SystemExit, match="is a folder"):
+        seeds.main([str(tmp_path / "a"), "--png", str(tmp_path)])
     with pytest.raises(SystemExit, match="in none of the runs"):
         seeds.main([str(tmp_path / "a"), "--configs", "duplex"])
